@@ -1,0 +1,3 @@
+from mmcodec.cli import main
+
+raise SystemExit(main())

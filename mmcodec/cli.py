@@ -1,0 +1,266 @@
+"""`mmcodec` command line: a thin layer over the Python API.
+
+Exit codes: 0 success, 2 bad input (files, images, streams, models), 1 internal error.
+Every command accepts --json for machine-readable output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices from compressai imports
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=None if getattr(args, "json", False) else 2) if args.json else text)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    from mmcodec.errors import BadInputError
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _folder_names(modalities: list[str] | tuple[str, ...]) -> dict[str, str]:
+    from mmcodec.data.pairs import LAYOUTS
+    kind = "ir-vi" if "ir" in modalities else "rgb-d"
+    return LAYOUTS[kind]
+
+
+# -- commands --------------------------------------------------------------------------------
+def cmd_models(args: argparse.Namespace) -> int:
+    from mmcodec.models.registry import installed_models
+    models = [m.summary() for m in installed_models()]
+    lines = [f"{m['name']:<22} {'+'.join(m['modalities']):<10} qualities {m['qualities'][0]}..{m['qualities'][-1]}"
+             f"{'  (default)' if m['default'] else ''}  {m['description']}" for m in models]
+    _emit(args, models, "\n".join(lines) or "no models installed")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from mmcodec.codec import read_container
+    c, size = read_container(args.file)
+    info = c.info(size)
+    mods = ", ".join(f"{m['name']} {m['width']}x{m['height']} {m['bit_depth']}-bit" for m in info["modalities"])
+    streams = ", ".join(f"{k} {v} B ({info['bpp'][k]:.4f} bpp)" for k, v in info["stream_bytes"].items())
+    text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}\n"
+            f"  images: {mods}\n  streams: {streams}; side info {info['side_bytes']} B\n"
+            f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
+    _emit(args, info, text)
+    return 0
+
+
+def _pair_jobs(args: argparse.Namespace) -> tuple[list[tuple[str, dict[str, Path], Path]], str]:
+    """(stem, {modality: path}, output file) for every pair to code, and the pair kind."""
+    from mmcodec.data.pairs import LAYOUTS, find_pairs
+    from mmcodec.errors import BadInputError
+    explicit = {m: getattr(args, m) for m in ("rgb", "ir", "depth") if getattr(args, m)}
+    if args.input and explicit:
+        raise BadInputError("give either a folder or --rgb/--ir/--depth files, not both")
+    if explicit:
+        if "ir" in explicit and "depth" in explicit:
+            raise BadInputError("give --ir or --depth, not both")
+        kind = "rgb-d" if "depth" in explicit else "ir-vi"
+        missing = [m for m in LAYOUTS[kind] if m not in explicit]
+        if missing:
+            raise BadInputError(f"missing --{missing[0]} for a {kind} pair")
+        out = Path(args.output)
+        if out.is_dir():
+            out = out / (Path(explicit["rgb"]).stem + ".mmc")
+        return [(Path(explicit["rgb"]).stem, {m: Path(p) for m, p in explicit.items()}, out)], kind
+    if not args.input:
+        raise BadInputError("nothing to compress: give a folder of pairs or --rgb with --ir/--depth")
+    records = find_pairs(args.input, args.split)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"output must be a directory in folder mode: {out_dir}")
+    jobs = [(r.stem, dict(r.paths), out_dir / f"{r.stem}.mmc") for r in records]
+    if args.shard:
+        try:
+            i, n = (int(v) for v in args.shard.split("/"))
+            assert 0 <= i < n
+        except (ValueError, AssertionError):
+            raise BadInputError(f"--shard must be i/n with 0 <= i < n, got {args.shard!r}") from None
+        jobs = jobs[i::n]
+    return jobs, records[0].kind
+
+
+def _remap_paths(paths: dict[str, Path], kind: str) -> dict[str, Path]:
+    from mmcodec.data.pairs import LAYOUTS
+    # find_pairs keys by modality already; explicit files too.
+    return {m: paths[m] for m in LAYOUTS[kind]}
+
+
+def _compress_one(codec, paths: dict[str, Path], out: Path) -> dict[str, Any]:
+    from mmcodec.data.images import load_modality
+    images = {m: load_modality(m, p) for m, p in paths.items()}
+    blob = codec.compress_images(images)
+    _atomic_write(out, blob)
+    h, w = next(iter(images.values())).height, next(iter(images.values())).width
+    return {"output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / (h * w)}
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    import mmcodec
+    from tqdm import tqdm
+    jobs, kind = _pair_jobs(args)
+    codec = mmcodec.load(args.model, quality=args.quality, pair=kind)
+    if set(codec.modalities) != set(_folder_names(codec.modalities)) or \
+            ("ir" in codec.modalities) != (kind == "ir-vi"):
+        from mmcodec.errors import BadInputError
+        raise BadInputError(f"model {codec.name} codes {'+'.join(codec.modalities)} pairs, input is {kind}")
+    results, skipped = [], 0
+    folder_mode = bool(args.input)
+    todo = [j for j in jobs if not (folder_mode and j[2].exists())]
+    skipped = len(jobs) - len(todo)
+    if folder_mode and args.workers > 1 and len(todo) > 1:
+        from mmcodec.parallel import compress_parallel
+        results = compress_parallel(codec.name, codec.quality, todo, args.workers, progress=not args.json)
+    else:
+        for stem, paths, out in tqdm(todo, desc="compress", unit="pair", disable=not folder_mode or args.json):
+            r = _compress_one(codec, _remap_paths(paths, kind), out)
+            results.append({"stem": stem, **r})
+    summary = {"model": codec.name, "quality": codec.quality, "coded": len(results), "skipped": skipped,
+               "results": results}
+    if folder_mode:
+        text = f"coded {len(results)} pairs with {codec.name} q{codec.quality}, skipped {skipped} already done"
+    else:
+        r = results[0]
+        text = f"{r['output']}: {r['bytes']} bytes, {r['pair_bpp']:.4f} bpp (pair), {codec.name} q{codec.quality}"
+    _emit(args, summary if folder_mode else {**summary, **results[0]}, text)
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+    from mmcodec.codec import Codec, read_container
+    from mmcodec.data.images import write_image
+    from mmcodec.errors import BadInputError, ModelMismatchError, MMCodecError
+    from mmcodec.models.registry import find_model
+    src = Path(args.file)
+    files = sorted(src.glob("*.mmc")) if src.is_dir() else [src]
+    if src.is_dir() and not files:
+        raise BadInputError(f"no .mmc files in {src}")
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"output must be a directory: {out_dir}")
+    codecs: dict[tuple[str, int], Codec] = {}
+    written = []
+    for f in tqdm(files, desc="decompress", unit="pair", disable=len(files) == 1 or args.json):
+        c, _ = read_container(f)
+        key = (c.model, c.quality)
+        if key not in codecs:
+            try:
+                installed = find_model(c.model)
+            except MMCodecError as exc:
+                raise ModelMismatchError(f"{f}: {exc}") from None
+            codecs[key] = Codec(installed, c.quality)
+        images = codecs[key].decompress(c, only=args.only)
+        names = _folder_names([m.name for m in c.modalities])
+        for m, arr in images.items():
+            path = out_dir / names[m] / f"{f.stem}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_image(path, arr)
+            written.append(str(path))
+    _emit(args, {"written": written}, "\n".join(f"wrote {p}" for p in written))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mmcodec.train import load_config, train
+    cfg = load_config(args.config, args.overrides)
+    result = train(cfg, resume=args.resume, progress=not args.json)
+    _emit(args, result, f"trained {cfg.name}: {result['budget']['steps']} steps, model at {result['manifest']}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from mmcodec.bench.runner import run_from_args
+    return run_from_args(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmcodec", description="Learned joint compression of multi-modal image pairs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+        return sp
+
+    sp = add("compress", "code a pair (or every pair of a folder) into .mmc files")
+    sp.add_argument("input", nargs="?", help="folder with vi/+ir/ or rgb/+depth/ subfolders")
+    sp.add_argument("--rgb", help="visible / RGB image")
+    sp.add_argument("--ir", help="infrared image (8- or 16-bit)")
+    sp.add_argument("--depth", help="depth map (8- or 16-bit)")
+    sp.add_argument("-o", "--output", required=True, help="output .mmc file, or directory in folder mode")
+    sp.add_argument("--model", help="installed model name (default: the pair type's default)")
+    sp.add_argument("--quality", type=int, help="rate point, 1 (smallest) .. highest (see `mmcodec models`)")
+    sp.add_argument("--split", help="folder mode: file listing the stems to code")
+    sp.add_argument("--workers", type=int, default=1, help="folder mode: parallel worker processes")
+    sp.add_argument("--shard", help="folder mode: code only shard i of n (i/n), for job arrays")
+    sp.set_defaults(func=cmd_compress)
+
+    sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images")
+    sp.add_argument("file", help=".mmc file or folder of .mmc files")
+    sp.add_argument("-o", "--output", required=True, help="output directory")
+    sp.add_argument("--only", choices=["rgb", "ir", "depth"], help="decode one modality only")
+    sp.set_defaults(func=cmd_decompress)
+
+    sp = add("info", "describe a .mmc file")
+    sp.add_argument("file")
+    sp.set_defaults(func=cmd_info)
+
+    sp = add("models", "list installed models")
+    sp.set_defaults(func=cmd_models)
+
+    sp = add("train", "train a model (config file + key=value overrides)")
+    sp.add_argument("--config", help="JSON config (see configs/)")
+    sp.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=4000 lr=5e-4")
+    sp.set_defaults(func=cmd_train)
+
+    sp = add("bench", "rate-distortion benchmark against classical codecs and separate coding")
+    try:
+        from mmcodec.bench.runner import add_arguments
+        add_arguments(sp)
+    except ImportError:
+        pass
+    sp.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mmcodec.errors import MMCodecError
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except MMCodecError as exc:
+        msg = str(exc)
+        if getattr(args, "json", False):
+            print(json.dumps({"error": msg, "kind": type(exc).__name__}))
+        print(f"mmcodec: error: {msg}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mmcodec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
+        if os.environ.get("MMCODEC_DEBUG"):
+            raise
+        print(f"mmcodec: internal error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Reading and writing single images in the bit depths mmcodec supports.
+
+A modality image is held as a float32 array in [0, 1] with shape (C, H, W) plus what is
+needed to write it back exactly in the input's format (bit depth, channel count and, for
+16-bit data, the value range used for normalisation).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mmcodec.errors import BadInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
+# Channel counts each modality accepts after normalisation.
+MODALITY_CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as uint8 or uint16, shape (H, W) or (H, W, 3). Alpha is dropped."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(f"file not found: {path}")
+    if path.is_dir():
+        raise BadInputError(f"expected an image file, got a directory: {path}")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"empty file (0 bytes): {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = _pil_to_array(im, path)
+    except UnidentifiedImageError:
+        raise BadInputError(f"not a readable image: {path}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadInputError(f"cannot decode image {path}: {exc}") from None
+    if arr.ndim == 2 or arr.shape[2] == 3:
+        return arr
+    raise BadInputError(f"unsupported channel count {arr.shape[2]} in {path}")
+
+
+def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("1", "L", "P", "RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+        if mode == "P":
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            mode = im.mode
+        if mode in ("RGBA", "CMYK", "YCbCr"):
+            im = im.convert("RGB")
+        elif mode in ("LA", "1"):
+            im = im.convert("L")
+        return np.asarray(im, dtype=np.uint8).copy()
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(im)
+        if arr.dtype.kind == "f" or arr.min() < 0 or arr.max() > 65535:
+            raise BadInputError(f"unsupported pixel values (not 16-bit unsigned) in {path}")
+        return arr.astype(np.uint16)
+    if mode == "F":
+        raise BadInputError(f"unsupported bit depth: floating-point image {path}")
+    raise BadInputError(f"unsupported image mode {mode!r} in {path}")
+
+
+@dataclass
+class ModalityImage:
+    """One modality of a pair, normalised for a model, with what is needed to undo it."""
+
+    name: str               # "rgb", "ir" or "depth"
+    data: np.ndarray        # float32, (C, H, W), values in [0, 1]
+    bit_depth: int          # 8 or 16
+    channels: int           # channels of the original file (1 or 3)
+    value_range: tuple[int, int] = (0, 255)  # integer range mapped onto [0, 1]
+
+    @property
+    def height(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.data.shape[2])
+
+    def to_integer(self, data: np.ndarray | None = None) -> np.ndarray:
+        """Map normalised data back to the original integer format, (H, W) or (H, W, 3)."""
+        return denormalise(self.data if data is None else data, self.bit_depth,
+                           self.channels, self.value_range)
+
+
+def denormalise(data: np.ndarray, bit_depth: int, channels: int,
+                value_range: tuple[int, int]) -> np.ndarray:
+    lo, hi = value_range
+    vals = np.clip(data, 0.0, 1.0) * (hi - lo) + lo
+    out = np.rint(vals).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    if channels == 1:
+        # A grey image coded by a 3-channel codec is written back from its first channel.
+        return out[0]
+    return np.transpose(out, (1, 2, 0))
+
+
+def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> ModalityImage:
+    """Read (or take) an image and normalise it for the codec of modality `name`."""
+    if name not in MODALITY_CHANNELS:
+        raise BadInputError(f"unknown modality {name!r}; expected one of {sorted(MODALITY_CHANNELS)}")
+    where = "array" if isinstance(source, np.ndarray) else str(source)
+    arr = _validate_array(source, where) if isinstance(source, np.ndarray) else read_image(source)
+    if arr.ndim == 3:
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+            grey, channels = arr[..., 0], 1  # three identical channels: a grey image
+        else:
+            grey, channels = None, 3
+    else:
+        grey, channels = arr, 1
+    want = MODALITY_CHANNELS[name]
+    if want == 1 and channels == 3:
+        raise BadInputError(f"{name} image must have one channel, got 3 colour channels: {where}")
+    bit_depth = 16 if arr.dtype == np.uint16 else 8
+    if name == "rgb" and bit_depth == 16:
+        raise BadInputError(f"unsupported bit depth for a visible image: 16-bit ({where}); use 8-bit")
+    if bit_depth == 8:
+        value_range = (0, 255)
+    else:
+        # 16-bit data (radiometric thermal, depth in mm) rarely spans 0..65535: normalising by
+        # the image's own range keeps the codec's precision where the values are.
+        lo, hi = int(arr.min()), int(arr.max())
+        value_range = (lo, max(hi, lo + 1))
+    lo, hi = value_range
+    if channels == 1:
+        plane = (grey.astype(np.float32) - lo) / (hi - lo)
+        data = np.repeat(plane[None], want, axis=0)
+    else:
+        data = np.transpose(arr.astype(np.float32) / 255.0, (2, 0, 1))
+    return ModalityImage(name, np.ascontiguousarray(data, dtype=np.float32), bit_depth, channels, value_range)
+
+
+def _validate_array(arr: np.ndarray, where: str) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        raise BadInputError(f"unsupported pixel type {arr.dtype} ({where}): pass uint8 or uint16 images")
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise BadInputError(f"unsupported pixel type {arr.dtype} ({where}): pass uint8 or uint16 images")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise BadInputError(f"unsupported array shape {arr.shape} ({where}): expected (H, W) or (H, W, 3)")
+    if min(arr.shape[:2]) < 1:
+        raise BadInputError(f"empty image {arr.shape} ({where})")
+    return arr
+
+
+def write_image(path: str | os.PathLike, arr: np.ndarray) -> None:
+    """Write uint8/uint16 (H, W) or (H, W, 3) as PNG atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        if arr.dtype == np.uint16:
+            im = Image.fromarray(arr.astype(np.uint16), mode="I;16") if arr.ndim == 2 else None
+            if im is None:
+                raise BadInputError("16-bit colour output is not supported")
+        else:
+            im = Image.fromarray(arr)
+        im.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,61 @@
+"""Convolutional building blocks shared by every mmcodec model.
+
+Transforms (convolutions, GDN stacks, residual blocks) and the attention blocks that the
+paper modules combine: window cross-attention (Lu et al. spatial alignment), agent attention
+(CCEM's LCFB), Swin/TCM blocks (LIC-TCM). Paper modules import from here; nothing here knows
+about a particular paper.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from compressai.layers import GDN
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2)
+
+
+def deconv(in_ch: int, out_ch: int, kernel_size: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=stride,
+                              output_padding=stride - 1, padding=kernel_size // 2)
+
+
+def analysis_transform(in_ch: int, N: int, M: int) -> nn.Sequential:
+    """Ballé-style g_a: four stride-2 convolutions with GDN, 16x downsampling."""
+    return nn.Sequential(conv(in_ch, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def synthesis_transform(M: int, N: int, out_ch: int) -> nn.Sequential:
+    """Mirror of `analysis_transform` with inverse GDN, 16x upsampling."""
+    return nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                         deconv(N, N), GDN(N, inverse=True), deconv(N, out_ch))
+
+
+def hyper_analysis(M: int, N: int) -> nn.Sequential:
+    return nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True),
+                         conv(N, N))
+
+
+def hyper_synthesis_mean_scale(N: int, M: int) -> nn.Sequential:
+    """h_s producing 2M channels: Gaussian scales and means."""
+    return nn.Sequential(deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2),
+                         nn.LeakyReLU(inplace=True), conv(M * 3 // 2, M * 2, 3, 1))
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with LeakyReLU and an identity (or 1x1) shortcut."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv(in_ch, out_ch, 3, 1), nn.LeakyReLU(inplace=True),
+                                  conv(out_ch, out_ch, 3, 1), nn.LeakyReLU(inplace=True))
+        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round with a straight-through gradient."""
+    return (torch.round(x) - x).detach() + x

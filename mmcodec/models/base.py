@@ -1,0 +1,73 @@
+"""The pair-model interface every mmcodec model implements.
+
+Inputs and outputs are dicts keyed by modality name ("rgb", "ir", "depth"); tensors are
+(B, C, H, W) in [0, 1], H and W multiples of `PairModel.multiple`. A model codes all rate
+points with one set of weights: `rate` selects a gain vector (variable-rate coding, Cui et
+al. 2021) and training samples a rate per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from compressai.models.base import CompressionModel
+
+
+@dataclass
+class CompressedPair:
+    """What `PairModel.compress` produces."""
+
+    streams: dict[str, list[bytes]]            # per modality: its byte strings
+    x_hat: dict[str, torch.Tensor]             # the reconstruction the decoder will produce
+    side: bytes = b""                          # model side information, counted in the file
+
+
+@dataclass
+class PairModelConfig:
+    """Constructor arguments, stored in each installed model's manifest."""
+
+    arch: str
+    modalities: tuple[str, ...]
+    kwargs: dict = field(default_factory=dict)
+
+
+class PairModel(CompressionModel):
+    """Base class: CompressAI conventions (`forward`, `compress`, `decompress`, `update`,
+    `aux_loss`) over a dict of modalities."""
+
+    modalities: tuple[str, ...] = ()
+    channels: dict[str, int] = {}
+    num_rates: int = 1
+    multiple: int = 64
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load weights; CDF tables are derived data (rebuilt by `update()`), never loaded."""
+        derived = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+        keep = {k: v for k, v in state_dict.items() if k.rsplit(".", 1)[-1] not in derived}
+        result = torch.nn.Module.load_state_dict(self, keep, strict=False)
+        if strict:
+            missing = [k for k in result.missing_keys if k.rsplit(".", 1)[-1] not in derived]
+            if missing or result.unexpected_keys:
+                raise RuntimeError(f"state dict mismatch: missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}")
+        return result
+
+    def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
+        """Returns {"x_hat": {mod: tensor}, "likelihoods": {mod: {name: tensor}}}."""
+        raise NotImplementedError
+
+    def compress(self, x: dict[str, torch.Tensor], rate: int) -> CompressedPair:
+        raise NotImplementedError
+
+    def decompress(self, streams: dict[str, list[bytes]], side: bytes, sizes: dict[str, tuple[int, int]],
+                   rate: int, only: str | None = None) -> dict[str, torch.Tensor]:
+        """`sizes` are the padded (H, W) of each modality. With `only`, decode that modality
+        reading no more streams than `requires(only)`."""
+        raise NotImplementedError
+
+    def requires(self, only: str) -> set[str]:
+        """Modalities whose streams must be decoded to reconstruct `only`."""
+        return set(self.modalities)
+
+    def stage_parameters(self, stage: str) -> list[torch.nn.Parameter]:
+        """Trainable parameters for a training stage (models with staged recipes override)."""
+        return [p for n, p in self.named_parameters() if not n.endswith(".quantiles")]

@@ -1,0 +1,175 @@
+"""Registry: architecture names -> constructors, and installed models -> manifests + weights.
+
+An installed model is two files side by side in a model directory:
+    <pair>__<method>.json          manifest: name, arch, constructor kwargs, lambdas, budget
+    <pair>__<method>.safetensors   weights (fp16), without the CDF tables (rebuilt by update())
+Model directories searched: the package's `mmcodec/weights/`, then every entry of
+$MMCODEC_MODEL_PATH (os.pathsep-separated), so users install their own trained models.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mmcodec.errors import UnknownModelError
+from mmcodec.models.base import PairModel
+
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+# Buffers rebuilt by update() at load time; never stored.
+_DERIVED_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def _separate(**kw: Any) -> PairModel:
+    from mmcodec.models.separate import SeparateCoding
+    return SeparateCoding(**kw)
+
+
+def _lazy(module: str, cls: str) -> Callable[..., PairModel]:
+    def build(**kw: Any) -> PairModel:
+        import importlib
+        return getattr(importlib.import_module(module), cls)(**kw)
+    return build
+
+
+ARCHITECTURES: dict[str, Callable[..., PairModel]] = {
+    "separate": _separate,
+    "lu2022": _lazy("mmcodec.models.lu2022", "Lu2022"),
+    "ccem": _lazy("mmcodec.models.ccem", "CCEM"),
+    "rgbd_tcm": _lazy("mmcodec.models.rgbd_tcm", "RGBDTCM"),
+}
+
+
+def build_model(arch: str, kwargs: dict[str, Any]) -> PairModel:
+    if arch not in ARCHITECTURES:
+        raise UnknownModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return ARCHITECTURES[arch](**kwargs)
+
+
+@dataclass
+class InstalledModel:
+    name: str
+    arch: str
+    kwargs: dict[str, Any]
+    modalities: list[str]
+    lambdas: list[float]
+    weights_path: Path
+    default: bool = False
+    description: str = ""
+    budget: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pair(self) -> str:
+        return self.name.split("/")[0]
+
+    @property
+    def qualities(self) -> list[int]:
+        return list(range(1, len(self.lambdas) + 1))
+
+    @property
+    def weights_hash(self) -> str:
+        return _file_hash(str(self.weights_path), self.weights_path.stat().st_mtime_ns)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "arch": self.arch, "modalities": self.modalities,
+                "qualities": self.qualities, "lambdas": self.lambdas, "default": self.default,
+                "weights": self.weights_hash, "path": str(self.weights_path),
+                "description": self.description, "budget": self.budget}
+
+    def load(self, device: str | torch.device = "cpu") -> PairModel:
+        model = build_model(self.arch, self.kwargs)
+        load_weights(model, self.weights_path)
+        model.update(force=True)
+        return model.to(device).eval()
+
+
+@lru_cache(maxsize=64)
+def _file_hash(path: str, _mtime: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def model_dirs() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("MMCODEC_MODEL_PATH", "").split(os.pathsep) if p]
+    return [PACKAGE_WEIGHTS, *extra]
+
+
+def installed_models() -> list[InstalledModel]:
+    seen: dict[str, InstalledModel] = {}
+    for d in model_dirs():
+        if not d.is_dir():
+            continue
+        for manifest in sorted(d.glob("*.json")):
+            try:
+                m = json.loads(manifest.read_text())
+                weights = manifest.with_suffix(".safetensors")
+                if not weights.is_file() or "name" not in m or "arch" not in m:
+                    continue
+                seen[m["name"]] = InstalledModel(
+                    m["name"], m["arch"], m.get("kwargs", {}), list(m["modalities"]), list(m["lambdas"]),
+                    weights, bool(m.get("default", False)), m.get("description", ""), m.get("budget", {}))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a manifest of ours
+    return list(seen.values())
+
+
+def find_model(name: str | None = None, pair: str | None = None) -> InstalledModel:
+    """Look up an installed model by name, or the default model of a pair type."""
+    models = installed_models()
+    if name is None:
+        candidates = [m for m in models if m.pair == pair]
+        for m in candidates:
+            if m.default:
+                return m
+        if candidates:
+            return candidates[0]
+        raise UnknownModelError(f"no installed model for {pair} pairs")
+    for m in models:
+        if m.name == name:
+            return m
+    known = ", ".join(sorted(m.name for m in models)) or "none"
+    raise UnknownModelError(f"model {name!r} is not installed (installed: {known})")
+
+
+def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float16) -> None:
+    """Store weights compactly; derived CDF buffers are left out."""
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()
+             if not k.rsplit(".", 1)[-1] in _DERIVED_BUFFERS}
+    # Entropy-bottleneck quantiles/CDF parameters stay fp32: they set the coding tables.
+    state = {k: (v.to(dtype) if v.is_floating_point() and "entropy_bottleneck" not in k else v).contiguous()
+             for k, v in state.items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, path)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k.rsplit(".", 1)[-1] not in _DERIVED_BUFFERS]
+    if missing or unexpected:
+        raise UnknownModelError(f"weights {path.name} do not fit the architecture "
+                                f"(missing {missing[:2]}, unexpected {unexpected[:2]})")
+
+
+def install_model(directory: Path, name: str, arch: str, kwargs: dict[str, Any], modalities: list[str],
+                  lambdas: list[float], model: torch.nn.Module, default: bool = False,
+                  description: str = "", budget: dict[str, Any] | None = None) -> Path:
+    """Write manifest + weights for `model` into `directory`; return the manifest path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = name.replace("/", "__")
+    save_weights(model, directory / f"{stem}.safetensors")
+    manifest = {"name": name, "arch": arch, "kwargs": kwargs, "modalities": modalities,
+                "lambdas": lambdas, "default": default, "description": description,
+                "budget": budget or {}}
+    path = directory / f"{stem}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,77 @@
+"""Single-modality learned codec with variable rate: the building block of separate coding
+and the reference codec of Lu et al.
+
+Ballé/Minnen analysis and synthesis transforms, a mean-scale hyperprior, and gain units
+(Cui et al., "Asymmetric Gained Deep Image Compression", CVPR 2021): y is scaled by a
+learned per-channel gain for the chosen rate before quantisation and by an inverse gain
+after, so one network serves every rate point.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from mmcodec.latent_codecs import MeanScaleHyperprior
+from mmcodec.layers import analysis_transform, synthesis_transform
+
+
+class GainUnits(nn.Module):
+    """Per-rate, per-channel gains applied to the latent and undone after quantisation."""
+
+    def __init__(self, num_rates: int, channels: int) -> None:
+        super().__init__()
+        # Start one level apart = quantisation step x1/sqrt(2), matching lambda doubling per level.
+        init = torch.tensor([2.0 ** ((r - (num_rates - 1)) / 2) for r in range(num_rates)])
+        self.gain = nn.Parameter(init[:, None].repeat(1, channels))
+        self.inverse_gain = nn.Parameter((1.0 / init)[:, None].repeat(1, channels))
+
+    def scale(self, y: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        return y * self.gain[rate][:, :, None, None]
+
+    def unscale(self, y_hat: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        return y_hat * self.inverse_gain[rate][:, :, None, None]
+
+
+class SingleModalityCodec(nn.Module):
+    """g_a -> gain -> hyperprior latent codec -> inverse gain -> g_s."""
+
+    downsampling = 16
+
+    def __init__(self, in_ch: int = 3, N: int = 64, M: int = 96, num_rates: int = 5) -> None:
+        super().__init__()
+        self.in_ch, self.M = in_ch, M
+        self.g_a = analysis_transform(in_ch, N, M)
+        self.g_s = synthesis_transform(M, N, in_ch)
+        self.gains = GainUnits(num_rates, M)
+        self.latent_codec = MeanScaleHyperprior(M, N)
+
+    def forward(self, x: torch.Tensor, rate: torch.Tensor) -> dict:
+        y = self.gains.scale(self.g_a(x), rate)
+        y_hat, likelihoods = self.latent_codec(y)
+        return {"x_hat": self.g_s(self.gains.unscale(y_hat, rate)), "likelihoods": likelihoods}
+
+    def compress(self, x: torch.Tensor, rate: int) -> tuple[list[bytes], torch.Tensor]:
+        r = torch.tensor([rate], device=x.device)
+        y = self.gains.scale(self.g_a(x), r)
+        strings, y_hat = self.latent_codec.compress(y)
+        x_hat = self.g_s(self.gains.unscale(y_hat, r)).clamp_(0, 1)
+        return strings, x_hat
+
+    def decompress(self, strings: list[bytes], hw: tuple[int, int], rate: int) -> torch.Tensor:
+        latent_hw = (hw[0] // self.downsampling, hw[1] // self.downsampling)
+        y_hat = self.latent_codec.decompress(strings, latent_hw)
+        r = torch.tensor([rate], device=y_hat.device)
+        return self.g_s(self.gains.unscale(y_hat, r)).clamp_(0, 1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def lambda_ladder(num_rates: int, low: float = 0.0018, high: float = 0.0483) -> list[float]:
+    """Geometric ladder of lambdas between CompressAI's quality-1 and quality-6 values."""
+    if num_rates == 1:
+        return [math.sqrt(low * high)]
+    return [low * (high / low) ** (i / (num_rates - 1)) for i in range(num_rates)]

@@ -1,0 +1,88 @@
+"""Training configuration: a JSON file plus `key=value` overrides from the command line."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mmcodec.errors import BadInputError
+
+
+@dataclass
+class TrainConfig:
+    name: str = "ir-vi/separate"                 # installed-model name to produce
+    arch: str = "separate"
+    kwargs: dict[str, Any] = field(default_factory=lambda: {"modalities": ["rgb", "ir"], "N": 64, "M": 96,
+                                                            "num_rates": 4})
+    modalities: list[str] = field(default_factory=lambda: ["rgb", "ir"])
+    train_split: str = "ir-vi-train"             # a named split (mmcodec.data.pairs.SPLITS) or a folder
+    lambdas: list[float] = field(default_factory=lambda: [0.0018, 0.0043, 0.0104, 0.025])
+    modality_weight: dict[str, float] = field(default_factory=dict)  # per-modality lambda factor
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    lr_min_factor: float = 0.05                  # cosine decay to lr * this at `steps`
+    warmup: int = 200
+    aux_lr: float = 1e-3
+    clip: float = 1.0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    threads: int = 2
+    seed: int = 0
+    device: str = "cpu"
+    init_from: str | None = None                 # installed model name or .safetensors/.pt path
+    init_map: dict[str, str] = field(default_factory=dict)   # key prefix renames for warm starts
+    freeze: list[str] = field(default_factory=list)          # parameter-name prefixes kept fixed
+    stage: str = "joint"                         # passed to model.stage_parameters
+    out: str = "runs/ir-vi-separate"
+    default: bool = False                        # mark the exported model as its pair's default
+    description: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(current, int) and not isinstance(current, bool):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, (list, dict)) or value[:1] in "[{":
+        return json.loads(value)
+    if current is None and value.lower() in ("none", "null"):
+        return None
+    return value
+
+
+def load_config(path: str | None, overrides: list[str] | None = None) -> TrainConfig:
+    cfg = TrainConfig()
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise BadInputError(f"config file not found: {p}")
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"config {p} is not valid JSON: {exc}") from None
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = set(data) - known - {"_comment"}
+        if unknown:
+            raise BadInputError(f"unknown config keys in {p}: {', '.join(sorted(unknown))}")
+        for k, v in data.items():
+            if k in known:
+                setattr(cfg, k, v)
+    for item in overrides or []:
+        if "=" not in item:
+            raise BadInputError(f"override {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        if not hasattr(cfg, k):
+            raise BadInputError(f"unknown config key {k!r}")
+        try:
+            setattr(cfg, k, _coerce(v, getattr(cfg, k)))
+        except ValueError as exc:
+            raise BadInputError(f"bad value for {k}: {exc}") from None
+    return cfg

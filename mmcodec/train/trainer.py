@@ -1,0 +1,181 @@
+"""`mmcodec train`: variable-rate RD training of any registered pair model.
+
+One loop serves every architecture: the model's forward gives reconstructions and
+likelihoods per modality, the loss sums R + lambda*D over modalities with a lambda drawn
+per sample from the model's rate ladder. Checkpoints (fp32 weights + optimiser state) let a
+run resume exactly; at the end the model is exported as an installed model (fp16).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from mmcodec.data.crops import PairCrops
+from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
+from mmcodec.errors import BadInputError
+from mmcodec.models.registry import build_model, find_model, install_model, load_weights
+from mmcodec.train.config import TrainConfig
+from mmcodec.train.loss import psnr_from_mse, rd_loss
+
+
+def training_records(split: str):
+    if split in SPLITS:
+        return standard_split(split)
+    return find_pairs(split, strict=False)
+
+
+def lr_at(step: int, cfg: TrainConfig, segment_start: int) -> float:
+    """Linear warm-up, then cosine decay to lr*lr_min_factor over the current segment."""
+    span = max(cfg.steps - segment_start, 1)
+    t = step - segment_start
+    warm = cfg.warmup if segment_start == 0 else min(cfg.warmup, 50)
+    if t < warm:
+        return cfg.lr * (t + 1) / warm
+    frac = min((t - warm) / max(span - warm, 1), 1.0)
+    lo = cfg.lr * cfg.lr_min_factor
+    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * frac))
+
+
+def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) -> int:
+    """Copy every tensor of `source` whose (renamed) key and shape match; return how many."""
+    if source.endswith((".safetensors", ".pt")):
+        path = Path(source)
+    else:
+        path = find_model(source).weights_path
+    if path.suffix == ".pt":
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    else:
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+    own = model.state_dict()
+    copied = 0
+    for k, v in state.items():
+        for src, dst in (prefix_map.items() or [("", "")]):
+            if k.startswith(src):
+                nk = dst + k[len(src):]
+                if nk in own and own[nk].shape == v.shape:
+                    own[nk] = v.float() if v.is_floating_point() else v
+                    copied += 1
+    model.load_state_dict(own)
+    return copied
+
+
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+
+    model = build_model(cfg.arch, cfg.kwargs).to(device)
+    if model.num_rates != len(cfg.lambdas):
+        raise BadInputError(f"model has {model.num_rates} rates but {len(cfg.lambdas)} lambdas are configured")
+    step, cpu_seconds, wall_seconds, segment_start = 0, 0.0, 0.0, 0
+    state = None
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        step, cpu_seconds, wall_seconds = state["step"], state["cpu_seconds"], state["wall_seconds"]
+        segment_start = state.get("segment_start", 0)
+        if cfg.steps > state["config"]["steps"]:
+            segment_start = step   # continued training: a new LR segment
+    elif resume:
+        raise BadInputError(f"--resume: no checkpoint in {out}")
+    elif cfg.init_from:
+        n = warm_start(model, cfg.init_from, cfg.init_map)
+        print(f"warm start: {n} tensors from {cfg.init_from}")
+
+    frozen = tuple(cfg.freeze)
+    for n, p in model.named_parameters():
+        if frozen and n.startswith(frozen):
+            p.requires_grad_(False)
+    stage_params = {id(p) for p in model.stage_parameters(cfg.stage)}
+    params = [p for n, p in model.named_parameters()
+              if p.requires_grad and not n.endswith(".quantiles") and id(p) in stage_params]
+    aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
+
+    data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=cfg.seed + step,
+                     progress=progress)
+    lambdas = torch.tensor(cfg.lambdas, device=device)
+    log_path = out / "log.csv"
+    new_log = not log_path.exists() or not resume
+    log_fh = open(log_path, "w" if new_log else "a", newline="")
+    log = csv.writer(log_fh)
+    if new_log:
+        log.writerow(["step", "lr", "loss", *[f"bpp_{m}" for m in cfg.modalities],
+                      *[f"psnr_{m}" for m in cfg.modalities], "cpu_seconds", "wall_seconds"])
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", disable=not progress)
+    cpu0, wall0 = time.process_time(), time.time()
+    running: dict[str, float] = {}
+
+    def save_checkpoint() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                    "step": step, "cpu_seconds": cpu_seconds + time.process_time() - cpu0,
+                    "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
+                    "config": cfg.to_json()}, tmp)
+        os.replace(tmp, ckpt_path)
+
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg, segment_start)
+        x = {m: t.to(device) for m, t in data.batch(cfg.batch, cfg.crop).items()}
+        rate = torch.randint(model.num_rates, (cfg.batch,), generator=gen).to(device)
+        out_fw = model(x, rate)
+        terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+        opt.step()
+        aux_opt.zero_grad(set_to_none=True)
+        aux = model.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        for k, v in terms.items():
+            running[k] = running.get(k, 0.0) + float(v)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+            avg = {k: v / n for k, v in running.items()}
+            running = {}
+            log.writerow([step, f"{opt.param_groups[0]['lr']:.3g}", f"{avg['loss']:.4f}",
+                          *[f"{avg[f'bpp_{m}']:.4f}" for m in cfg.modalities],
+                          *[f"{psnr_from_mse(avg[f'mse_{m}']):.2f}" for m in cfg.modalities],
+                          f"{cpu_seconds + time.process_time() - cpu0:.0f}", f"{wall_seconds + time.time() - wall0:.0f}"])
+            log_fh.flush()
+            bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
+        bar.update(1)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint()
+    bar.close()
+    log_fh.close()
+    cpu_total = cpu_seconds + time.process_time() - cpu0
+    wall_total = wall_seconds + time.time() - wall0
+    budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr, "train_split": cfg.train_split,
+              "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
+              "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
+              "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    model.eval()
+    manifest = install_model(out / "model", cfg.name, cfg.arch, cfg.kwargs, list(cfg.modalities),
+                             list(cfg.lambdas), model, default=cfg.default, description=cfg.description,
+                             budget=budget)
+    (out / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
+    return {"manifest": str(manifest), "budget": budget}
