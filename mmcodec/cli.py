@@ -185,6 +185,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from mmcodec.train.campaign import plot_ledger
+    from mmcodec.train.evaluate import read_ledger
+    from mmcodec.errors import BadInputError
+    entries = read_ledger(Path(args.file))
+    if not entries:
+        raise BadInputError(f"no ledger entries in {args.file}")
+    if args.plot:
+        plot_ledger(entries, Path(args.plot))
+    lines = [f"{'date':<26} {'steps':>7} {'CPU-h':>6}  BD-rate vs HEVC (test)   shipped"]
+    for e in entries:
+        bd = ", ".join(f"{m} {v:+.1f}%" for m, v in (e.get("bd_rate_vs_hevc") or {}).items() if v is not None)
+        lines.append(f"{e['date']:<26} {e['steps']:>7} {e['cpu_hours']:>6.2f}  {bd or '-':<24} {e.get('shipped', '-')}")
+    _emit(args, entries, "\n".join(lines))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from mmcodec.bench.runner import run_from_args
     return run_from_args(args)
@@ -230,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. steps=4000 lr=5e-4")
     sp.set_defaults(func=cmd_train)
+
+    sp = add("ledger", "show a training ledger (and plot BD-rate vs CPU-hours)")
+    sp.add_argument("file", help="ledger JSONL written by `mmcodec train`")
+    sp.add_argument("--plot", help="write the training curve to this PNG")
+    sp.set_defaults(func=cmd_ledger)
 
     sp = add("bench", "rate-distortion benchmark against classical codecs and separate coding")
     try:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
+from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_bound
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
 from mmcodec.models.registry import InstalledModel, find_model
@@ -38,7 +39,8 @@ class Codec:
                  device: str | torch.device = "cpu") -> None:
         self.installed = installed
         self.device = torch.device(device)
-        self.model = installed.load(self.device)
+        # Corrupted streams must raise, not crash the process inside the C++ rANS decoder.
+        self.model = guard_entropy_decoders(installed.load(self.device))
         qualities = installed.qualities
         self.quality = quality if quality is not None else qualities[(len(qualities) - 1) // 2 + 1 if len(qualities) > 2 else 0]
         if self.quality not in qualities:
@@ -63,11 +65,21 @@ class Codec:
         images = {m: v if isinstance(v, ModalityImage) else load_modality(m, v) for m, v in given.items()}
         return self.compress_images(images, quality)
 
-    @torch.no_grad()
     def compress_images(self, images: dict[str, ModalityImage], quality: int | None = None) -> bytes:
+        return self.encode(images, quality)[0]
+
+    @torch.no_grad()
+    def encode(self, images: dict[str, ModalityImage], quality: int | None = None
+               ) -> tuple[bytes, dict[str, np.ndarray]]:
+        """Code a pair; return the .mmc bytes and the reconstruction a decoder will produce
+        (integer images in the input format; the stream carries their CRC)."""
         quality = self.quality if quality is None else quality
         if quality not in self.installed.qualities:
-            raise BadInputError(f"quality {quality} not available for {self.name}")
+            raise BadInputError(f"quality {quality} not available for {self.name}; "
+                                f"choose {self.installed.qualities[0]}..{self.installed.qualities[-1]}")
+        if set(images) != set(self.modalities):
+            raise BadInputError(f"model {self.name} codes {'+'.join(self.modalities)} pairs; "
+                                f"got {'+'.join(images) or 'nothing'}")
         sizes = {m: (im.height, im.width) for m, im in images.items()}
         first, *rest = self.modalities
         for m in rest:
@@ -82,13 +94,14 @@ class Codec:
             # Replicate padding costs fewer bits than zeros at the border.
             x[m] = F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
         out = self.model.compress(x, quality - 1)
-        infos = []
+        infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
-            recon = out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy()
+            recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
-                                    _recon_crc(im.to_integer(recon))))
-        return pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side))
+                                    _recon_crc(recon[m])))
+        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side))
+        return blob, recon
 
     # -- decoding -------------------------------------------------------------------------
     @torch.no_grad()
@@ -108,7 +121,8 @@ class Codec:
             raise BadInputError(f"--only {only}: the stream holds {', '.join(infos)}")
         sizes = {m: _padded(i.height, i.width, self.model.multiple) for m, i in infos.items()}
         try:
-            x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only)
+            with stream_symbol_bound(sum(h * w for h, w in sizes.values())):
+                x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only)
         except MMCodecError:
             raise
         except Exception as exc:  # a corrupted payload can make the model fail anywhere
@@ -124,7 +138,6 @@ class Codec:
         return result
 
 
-_CACHE: dict[tuple[str, str, str], Codec] = {}
 
 
 def load(name: str | None = None, quality: int | None = None, pair: str = "ir-vi",

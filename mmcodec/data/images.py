@@ -152,12 +152,9 @@ def write_image(path: str | os.PathLike, arr: np.ndarray) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        if arr.dtype == np.uint16:
-            im = Image.fromarray(arr.astype(np.uint16), mode="I;16") if arr.ndim == 2 else None
-            if im is None:
-                raise BadInputError("16-bit colour output is not supported")
-        else:
-            im = Image.fromarray(arr)
+        if arr.dtype == np.uint16 and arr.ndim != 2:
+            raise BadInputError("16-bit colour output is not supported")
+        im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes mode I;16
         im.save(tmp, format="PNG")
         os.replace(tmp, path)
     except OSError as exc:

@@ -38,6 +38,14 @@ class TrainConfig:
     stage: str = "joint"                         # passed to model.stage_parameters
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
+    # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
+    eval_split: str | None = None                # e.g. "roadscene-test": reported in the ledger
+    select_split: str | None = None              # e.g. "ir-vi-train": decides shipping (never a test split)
+    select_every: int = 10                       # use every n-th pair of select_split
+    eval_limit: int | None = None                # evaluate on the first n pairs only (quick runs)
+    ledger: str | None = None                    # JSONL file appended with one row per run
+    anchor_results: str | None = None            # bench results.json holding the HEVC curve
+    ship_to: str | None = None                   # model dir to copy the weights to if they improved
     description: str = ""
 
     def to_json(self) -> dict[str, Any]:

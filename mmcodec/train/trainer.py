@@ -114,6 +114,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
+    if not new_log:  # drop rows logged after the checkpoint we resume from
+        rows = log_path.read_text().splitlines()
+        keep = [r for r in rows[1:] if int(r.split(",", 1)[0]) <= step]
+        log_path.write_text("\n".join([rows[0], *keep]) + "\n")
     log_fh = open(log_path, "w" if new_log else "a", newline="")
     log = csv.writer(log_fh)
     if new_log:
@@ -178,4 +182,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                              list(cfg.lambdas), model, default=cfg.default, description=cfg.description,
                              budget=budget)
     (out / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
-    return {"manifest": str(manifest), "budget": budget}
+    result: dict[str, Any] = {"manifest": str(manifest), "budget": budget}
+    if cfg.eval_split or cfg.select_split:
+        from mmcodec.train.campaign import after_training
+        result.update(after_training(cfg, manifest, budget, progress))
+    return result

@@ -1,0 +1,97 @@
+"""Training campaigns: evaluate after each run, append to the ledger, ship only improvements.
+
+A campaign is a sequence of `mmcodec train --resume` runs on the same model. After each run
+the exported model is coded for real on
+- `select_split` (a subset of the *training* pairs): decides whether the shipped weights
+  are replaced (BD-rate against the shipped model < 0 on every modality);
+- `eval_split` (a test split): reported in the ledger, with BD-rate against HEVC intra when
+  `anchor_results` points at a `mmcodec bench` results.json. Never used to select.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mmcodec.codec import Codec
+from mmcodec.models.registry import InstalledModel, installed_models
+from mmcodec.train.config import TrainConfig
+from mmcodec.train.evaluate import (anchor_rows_from_results, append_ledger, bd_rates, evaluate_codec)
+
+
+def _installed_from_manifest(manifest: Path) -> InstalledModel:
+    import json
+    m = json.loads(manifest.read_text())
+    return InstalledModel(m["name"], m["arch"], m["kwargs"], m["modalities"], m["lambdas"],
+                          manifest.with_suffix(".safetensors"), m.get("default", False),
+                          m.get("description", ""), m.get("budget", {}))
+
+
+def _records(split: str, every: int = 1, limit: int | None = None):
+    from mmcodec.train.trainer import training_records
+    recs = training_records(split)[::every]
+    return recs[:limit] if limit else recs
+
+
+def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], progress: bool) -> dict[str, Any]:
+    candidate = _installed_from_manifest(Path(manifest))
+    codec = Codec(candidate)
+    entry: dict[str, Any] = {"model": cfg.name, "run": cfg.out, "steps": budget["steps"],
+                             "cpu_hours": budget["cpu_hours"], "budget": budget}
+    result: dict[str, Any] = {}
+    if cfg.eval_split:
+        rows = evaluate_codec(codec, _records(cfg.eval_split, 1, cfg.eval_limit), progress=progress)
+        entry["eval_split"], entry["eval"] = cfg.eval_split, rows
+        anchor = anchor_rows_from_results(Path(cfg.anchor_results), "hevc", cfg.modalities) \
+            if cfg.anchor_results else None
+        if anchor:
+            entry["bd_rate_vs_hevc"] = bd_rates(rows, anchor, cfg.modalities)
+    if cfg.select_split and cfg.ship_to:
+        recs = _records(cfg.select_split, cfg.select_every, cfg.eval_limit)
+        new_rows = evaluate_codec(codec, recs, progress=progress)
+        shipped = next((m for m in installed_models() if m.name == cfg.name
+                        and Path(m.weights_path).parent.resolve() == Path(cfg.ship_to).resolve()), None)
+        if shipped is None:
+            better, vs = True, None
+        else:
+            old_rows = evaluate_codec(Codec(shipped), recs, progress=progress)
+            vs = bd_rates(new_rows, old_rows, cfg.modalities)
+            better = all(v is not None and v < 0 for v in vs.values())
+        entry["select_split"], entry["bd_rate_vs_shipped"], entry["shipped"] = cfg.select_split, vs, better
+        if better:
+            dest = Path(cfg.ship_to)
+            dest.mkdir(parents=True, exist_ok=True)
+            for suffix in (".safetensors", ".json"):
+                src = Path(manifest).with_suffix(suffix)
+                tmp = dest / (src.name + ".tmp")
+                shutil.copyfile(src, tmp)
+                tmp.replace(dest / src.name)
+        result["shipped"] = better
+    if cfg.ledger:
+        append_ledger(Path(cfg.ledger), entry)
+    result["ledger_entry"] = entry
+    return result
+
+
+def plot_ledger(entries: list[dict[str, Any]], png: Path, title: str = "") -> None:
+    """BD-rate vs HEVC intra (test split) against cumulative CPU-hours, one line per modality."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mods = sorted({m for e in entries for m in (e.get("bd_rate_vs_hevc") or {})})
+    for m in mods:
+        pts = [(e["cpu_hours"], e["bd_rate_vs_hevc"][m]) for e in entries
+               if (e.get("bd_rate_vs_hevc") or {}).get(m) is not None]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=m)
+    ax.axhline(0, color="grey", lw=0.8, ls="--")
+    ax.axhline(25, color="tab:red", lw=0.8, ls=":", label="+25% goal")
+    ax.set_xlabel("cumulative training CPU-hours")
+    ax.set_ylabel("BD-rate vs HEVC intra (%)")
+    ax.set_title(title or (entries[0]["model"] if entries else ""))
+    ax.legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,90 @@
+"""Real-bitstream evaluation of a trained model, and the training ledger.
+
+bpp is counted from the bytes of the written .mmc file (per modality: its stream bytes;
+pair: the whole file including header and side information, over the pixels of one image).
+PSNR is computed on the reconstruction the decoder produces (the stream carries its CRC).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mmcodec.bitstream import unpack
+from mmcodec.codec import Codec
+from mmcodec.data.images import load_modality
+from mmcodec.data.pairs import PairRecord
+
+
+def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int] | None = None,
+                   progress: bool = True) -> list[dict[str, Any]]:
+    """Mean bpp and PSNR per modality at each quality (one row per quality, low to high)."""
+    from mmcodec.bench.metrics import psnr
+    qualities = qualities or codec.installed.qualities
+    images = [{m: load_modality(m, r.paths[m]) for m in codec.modalities} for r in records]
+    rows = []
+    bar = tqdm(total=len(qualities) * len(images), desc=f"eval {codec.name}", disable=not progress, leave=False)
+    for q in qualities:
+        acc: dict[str, list[float]] = {}
+        for ims in images:
+            blob, recon = codec.encode(ims, q)
+            c = unpack(blob)
+            pixels = c.modalities[0].height * c.modalities[0].width
+            acc.setdefault("pair_bpp", []).append(8.0 * len(blob) / pixels)
+            for m, nbytes in c.stream_bytes().items():
+                acc.setdefault(f"bpp_{m}", []).append(8.0 * nbytes / pixels)
+                acc.setdefault(f"psnr_{m}", []).append(psnr(ims[m].to_integer(), recon[m]))
+            bar.update(1)
+        rows.append({"quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}, "images": len(images)})
+    bar.close()
+    return rows
+
+
+def bd_rates(rows: list[dict[str, Any]], anchor_rows: list[dict[str, Any]], modalities) -> dict[str, float | None]:
+    """BD-rate (%) of `rows` against `anchor_rows` per modality (negative = fewer bits)."""
+    from mmcodec.bench.bdrate import bd
+    out = {}
+    for m in modalities:
+        r = bd([a[f"bpp_{m}"] for a in anchor_rows], [a[f"psnr_{m}"] for a in anchor_rows],
+               [t[f"bpp_{m}"] for t in rows], [t[f"psnr_{m}"] for t in rows])
+        out[m] = None if r.bd_rate is None else round(r.bd_rate, 2)
+    return out
+
+
+def anchor_rows_from_results(path: Path, codec: str, modalities) -> list[dict[str, Any]] | None:
+    """Read a classical codec's curve (e.g. HEVC) from a `mmcodec bench` results.json."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    entries = data.get("codecs", data) if isinstance(data, dict) else data
+    entry = entries.get(codec) if isinstance(entries, dict) else None
+    if entry is None:
+        return None
+    res = entry["results"]
+    n = len(res.get(f"bpp-{modalities[0]}", res.get("bpp", [])))
+    rows = []
+    for i in range(n):
+        row = {}
+        for m in modalities:
+            if f"bpp-{m}" not in res or f"psnr-{m}" not in res:
+                return None
+            row[f"bpp_{m}"], row[f"psnr_{m}"] = res[f"bpp-{m}"][i], res[f"psnr-{m}"][i]
+        rows.append(row)
+    return rows
+
+
+def append_ledger(path: Path, entry: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **entry}
+    with open(path, "a") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny untrained models installed in a temp dir, synthetic pairs, CLI runner.
+
+Everything here is generated in code; real data (../shared/data) is only used by tests that
+skip when it is absent.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmcodec.data.pairs import data_root
+from mmcodec.models.registry import install_model
+from mmcodec.models.separate import SeparateCoding
+
+TINY = {"N": 16, "M": 24, "num_rates": 2}
+TINY_LAMBDAS = [0.002, 0.01]
+
+
+def smooth_image(h: int, w: int, channels: int, seed: int, dtype=np.uint8) -> np.ndarray:
+    """A smooth random image (sum of low-frequency waves), like a natural image compresses."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    planes = []
+    for _ in range(channels):
+        v = np.zeros((h, w), np.float32)
+        for _ in range(4):
+            fy, fx, ph = rng.uniform(0.01, 0.08, 2).tolist() + [rng.uniform(0, 6.28)]
+            v += np.sin(yy * fy + xx * fx + ph)
+        planes.append((v - v.min()) / (np.ptp(v) + 1e-6))
+    arr = np.stack(planes, -1) if channels > 1 else planes[0]
+    peak = 65535 if dtype == np.uint16 else 255
+    return np.rint(arr * (peak * 0.8) + peak * 0.1).astype(dtype)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Installs untrained tiny separate models `ir-vi/tiny` and `rgb-d/tiny`."""
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    for name, mods in (("ir-vi/tiny", ["rgb", "ir"]), ("rgb-d/tiny", ["rgb", "depth"])):
+        kwargs = {"modalities": mods, **TINY}
+        install_model(d, name, "separate", kwargs, mods, TINY_LAMBDAS, SeparateCoding(**kwargs), default=True)
+    return d
+
+
+@pytest.fixture
+def tiny_env(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tiny_model_dir))
+    return tiny_model_dir
+
+
+@pytest.fixture
+def synthetic_pair_dir(tmp_path: Path) -> Path:
+    """vi/ + ir/ folders with three smooth 8-bit pairs of different sizes."""
+    root = tmp_path / "pairs"
+    for i, (h, w) in enumerate([(80, 96), (128, 128), (70, 130)]):
+        for sub, ch in (("vi", 3), ("ir", 1)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(smooth_image(h, w, ch, seed=10 * i + ch)).save(root / sub / f"pair{i}.png")
+    return root
+
+
+@pytest.fixture
+def cli(tiny_model_dir: Path):
+    """Run the real `mmcodec` command in a subprocess with the tiny models installed."""
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "MMCODEC_MODEL_PATH": str(tiny_model_dir), **(env or {})}
+        return subprocess.run([sys.executable, "-m", "mmcodec", *map(str, args)], capture_output=True,
+                              text=True, env=full_env, cwd=cwd, timeout=300)
+    return run
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = data_root()
+    if not (root / "ir_vi").is_dir():
+        pytest.skip(f"real data not found at {root} (set MMCODEC_DATA)")
+    return root

@@ -1,0 +1,84 @@
+"""The real `mmcodec` command in a subprocess: commands, --json, folder mode, exit codes."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import smooth_image
+
+
+def test_models_json_lists_names_modalities_qualities(cli):
+    r = cli("models", "--json")
+    assert r.returncode == 0, r.stderr
+    models = {m["name"]: m for m in json.loads(r.stdout)}
+    assert models["ir-vi/tiny"]["modalities"] == ["rgb", "ir"]
+    assert models["ir-vi/tiny"]["qualities"] == [1, 2]
+
+
+def test_compress_info_decompress_pair(cli, synthetic_pair_dir, tmp_path):
+    vi, ir = synthetic_pair_dir / "vi" / "pair2.png", synthetic_pair_dir / "ir" / "pair2.png"
+    out = tmp_path / "pair.mmc"
+    r = cli("compress", "--rgb", vi, "--ir", ir, "-o", out, "--model", "ir-vi/tiny", "--quality", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["bytes"] == out.stat().st_size
+    r = cli("info", out, "--json")
+    info = json.loads(r.stdout)
+    assert info["total_bytes"] == out.stat().st_size and info["quality"] == 1
+    assert abs(info["pair_bpp"] - 8 * out.stat().st_size / (70 * 130)) < 1e-9
+    assert {m["name"]: (m["width"], m["height"]) for m in info["modalities"]} == {"rgb": (130, 70), "ir": (130, 70)}
+    r = cli("decompress", out, "-o", tmp_path / "dec")
+    assert r.returncode == 0, r.stderr
+    rgb = np.asarray(Image.open(tmp_path / "dec" / "vi" / "pair.png"))
+    ir_img = Image.open(tmp_path / "dec" / "ir" / "pair.png")
+    assert rgb.shape == (70, 130, 3) and ir_img.mode == "L"
+    r = cli("decompress", out, "-o", tmp_path / "only", "--only", "ir", "--json")
+    assert json.loads(r.stdout)["written"] == [str(tmp_path / "only" / "ir" / "pair.png")]
+
+
+def test_folder_mode_codes_all_and_skips_done(cli, synthetic_pair_dir, tmp_path):
+    out = tmp_path / "out"
+    r = cli("compress", synthetic_pair_dir, "-o", out, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["coded"] == 3
+    assert sorted(p.name for p in out.iterdir()) == ["pair0.mmc", "pair1.mmc", "pair2.mmc"]
+    (out / "pair1.mmc").unlink()
+    r = cli("compress", synthetic_pair_dir, "-o", out, "--json")
+    res = json.loads(r.stdout)
+    assert (res["coded"], res["skipped"]) == (1, 2)
+    r = cli("decompress", out, "-o", tmp_path / "dec", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["written"]) == 6
+
+
+def test_sixteen_bit_depth_decodes_to_16bit_png(cli, tmp_path):
+    rgb, depth = tmp_path / "rgb.png", tmp_path / "depth.png"
+    Image.fromarray(smooth_image(64, 96, 3, 1)).save(rgb)
+    d = smooth_image(64, 96, 1, 2, dtype=np.uint16)
+    Image.fromarray(d).save(depth)
+    r = cli("compress", "--rgb", rgb, "--depth", depth, "-o", tmp_path / "x.mmc")
+    assert r.returncode == 0, r.stderr
+    r = cli("decompress", tmp_path / "x.mmc", "-o", tmp_path / "dec")
+    assert r.returncode == 0, r.stderr
+    back = np.asarray(Image.open(tmp_path / "dec" / "depth" / "x.png"))
+    assert back.dtype == np.uint16 and back.shape == (64, 96)
+
+
+def test_bad_inputs_exit_2_with_one_line(cli, synthetic_pair_dir, tmp_path):
+    vi = synthetic_pair_dir / "vi" / "pair0.png"
+    cases = [
+        (("compress", "--rgb", tmp_path / "nope.png", "--ir", vi, "-o", tmp_path / "a.mmc"), "file not found"),
+        (("compress", "--rgb", vi, "--ir", synthetic_pair_dir / "ir" / "pair1.png", "-o", tmp_path / "b.mmc"),
+         "pair sizes differ"),
+        (("decompress", vi, "-o", tmp_path / "d"), "bad magic"),
+        (("compress", "--rgb", vi, "--ir", vi, "-o", tmp_path / "c.mmc"), "must have one channel"),
+        (("compress", "--rgb", vi, "--ir", synthetic_pair_dir / "ir" / "pair0.png", "-o", tmp_path / "e.mmc",
+          "--model", "ir-vi/nonexistent"), "not installed"),
+        (("compress", "--rgb", vi, "--ir", synthetic_pair_dir / "ir" / "pair0.png", "-o", tmp_path / "f.mmc",
+          "--quality", "9"), "quality 9"),
+    ]
+    for args, message in cases:
+        r = cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not any(p.suffix == ".mmc" or ".tmp" in p.name for p in tmp_path.iterdir())
