@@ -25,6 +25,9 @@ class TrainConfig:
     lr: float = 1e-3
     lr_min_factor: float = 0.05                  # cosine decay to lr * this at `steps`
     warmup: int = 200
+    schedule: str = "cosine"                     # "cosine" or "constant" (after warm-up)
+    budget_cpu_minutes: float | None = None      # stop after this much process CPU time (recipe study)
+    crop_schedule: list[list[int]] = field(default_factory=list)  # [[step, crop], ...] curriculum
     aux_lr: float = 1e-3
     clip: float = 1.0
     checkpoint_every: int = 250

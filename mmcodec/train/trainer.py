@@ -33,16 +33,30 @@ def training_records(split: str):
     return find_pairs(split, strict=False)
 
 
-def lr_at(step: int, cfg: TrainConfig, segment_start: int) -> float:
-    """Linear warm-up, then cosine decay to lr*lr_min_factor over the current segment."""
+def lr_at(step: int, cfg: TrainConfig, segment_start: int, budget_used: float | None = None) -> float:
+    """Linear warm-up, then decay to lr*lr_min_factor over the current segment (cosine, or
+    constant when cfg.schedule == "constant"). With a CPU budget, the decay follows the
+    fraction of the budget used instead of the step count."""
     span = max(cfg.steps - segment_start, 1)
     t = step - segment_start
     warm = cfg.warmup if segment_start == 0 else min(cfg.warmup, 50)
     if t < warm:
         return cfg.lr * (t + 1) / warm
-    frac = min((t - warm) / max(span - warm, 1), 1.0)
+    if cfg.schedule == "constant":
+        return cfg.lr
+    frac = budget_used if budget_used is not None else (t - warm) / max(span - warm, 1)
+    frac = min(max(frac, 0.0), 1.0)
     lo = cfg.lr * cfg.lr_min_factor
     return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * frac))
+
+
+def crop_at(step: int, cfg: TrainConfig) -> int:
+    """Crop size for this step: the last crop_schedule entry whose step has been reached."""
+    crop = cfg.crop
+    for start, size in cfg.crop_schedule:
+        if step >= start:
+            crop = size
+    return crop
 
 
 def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) -> int:
@@ -137,10 +151,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     "config": cfg.to_json()}, tmp)
         os.replace(tmp, ckpt_path)
 
-    while step < cfg.steps:
+    def budget_used() -> float | None:
+        if not cfg.budget_cpu_minutes:
+            return None
+        return (cpu_seconds + time.process_time() - cpu0) / (60 * cfg.budget_cpu_minutes)
+
+    while step < cfg.steps and (budget_used() or 0.0) < 1.0:
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg, segment_start)
-        x = {m: t.to(device) for m, t in data.batch(cfg.batch, cfg.crop).items()}
+            g["lr"] = lr_at(step, cfg, segment_start, budget_used())
+        x = {m: t.to(device) for m, t in data.batch(cfg.batch, crop_at(step, cfg)).items()}
         rate = torch.randint(model.num_rates, (cfg.batch,), generator=gen).to(device)
         out_fw = model(x, rate)
         terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
@@ -156,7 +175,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         step += 1
         for k, v in terms.items():
             running[k] = running.get(k, 0.0) + float(v)
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.log_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
             n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
             avg = {k: v / n for k, v in running.items()}
             running = {}
@@ -167,7 +186,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             log_fh.flush()
             bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
         bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
             save_checkpoint()
     bar.close()
     log_fh.close()

@@ -1,0 +1,271 @@
+"""CCEM: parallel RGB-IR joint codec with a channel-wise cross-modality entropy model.
+
+After Wang, Zhou, Zhang, Chen, Zhang, Wang, Huang, Ma, "End-to-End RGB-IR Joint Image
+Compression With Channel-wise Cross-modality Entropy Model" (no public code; built from
+the paper's description, see issue 5).
+
+    RGB -> YUV 4:2:0 (BT.601) -> g_a^Y, g_a^U, g_a^V -> concat -> y_rgb ┐ cross-attention
+    IR  -------------------------------------------> g_a^IR -> y_ir   ┘ (encoder only)
+    y_ir  -> gain -> ChannelSliceCodec (hyperprior + slices + LCEB)            -> ŷ_ir
+    y_rgb -> gain -> ChannelSliceCodec (hyperprior + slices + LCEB + LCFB(ŷ_ir)) -> ŷ_rgb
+    ŷ_rgb -> g_s^Y, g_s^U, g_s^V -> upsample chroma -> YUV->RGB;  ŷ_ir -> g_s^IR
+
+The cross-modal dependency lives only in the entropy model: IR decodes alone, RGB decodes
+given the decoded IR latent, p(ŷ_rgb | ŷ_ir, ẑ_rgb). Transforms are residual blocks with
+Swin window self-attention (Cheng 2020 / LIC-TCM style); U and V are half resolution so
+their transforms resample once less.
+
+Ablation switches (constructor kwargs): `lceb`, `lcfb`, `cross_attention`, and
+`direction="rgb_to_ir"` (RGB decodes alone and gives the context for IR).
+
+Two-stage training (paper: ~4%): set the trainer config key `stage`.
+  stage "stage1": only the RGB path trains (`stage_parameters`), forward skips the IR
+    encoder/entropy model/decoder, the cross-attention and the LCFB; use a config with
+    "modalities": ["rgb"] (if IR is given anyway, its reconstruction is returned as the
+    input itself and it has no likelihoods, so R_ir = D_ir = 0 in the RD loss).
+  stage "joint" (default): everything trains; warm-start from the stage-1 checkpoint with
+    "init_from": "<stage-1 out>/checkpoint.pt". The LCFB and cross-attention outputs start at
+    zero, so the joint stage starts exactly from the stage-1 RGB codec.
+The trainer passes `stage` to `stage_parameters`, which also switches forward's behaviour.
+
+Presets (`preset` kwarg, any size kwarg overrides it):
+  "small": N=64, M=M_ir=120 (5 slices of 24), support 128, attention dim 64, 32 channels
+           at 1/2 resolution (the costliest stage) - for CPU training
+  "paper": N=192, M=M_ir=320 (5 slices of 64), support 224, attention dim 128
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from compressai.layers import (ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3,
+                               subpel_conv3x3)
+
+from mmcodec.latent_codecs import ChannelSliceCodec
+from mmcodec.layers import AgentFusionBlock
+from mmcodec.layers.tcm import SwinBlock
+from mmcodec.models.base import CompressedPair, PairModel
+from mmcodec.models.single import GainUnits
+
+PRESETS: dict[str, dict[str, int]] = {
+    "small": {"N": 64, "M": 120, "M_ir": 120, "support_ch": 128, "attn_dim": 64, "window": 8, "outer_width": 32},
+    "paper": {"N": 192, "M": 320, "M_ir": 320, "support_ch": 224, "attn_dim": 128, "window": 8, "outer_width": 192},
+}
+
+# --- colour: BT.601 full range (JFIF), chroma 4:2:0 by 2x2 averaging -----------------------
+_RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114],
+                            [-0.168736, -0.331264, 0.5],
+                            [0.5, -0.418688, -0.081312]])
+_YUV_TO_RGB = torch.tensor([[1.0, 0.0, 1.402],
+                            [1.0, -0.344136, -0.714136],
+                            [1.0, 1.772, 0.0]])
+
+
+def rgb_to_yuv420(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, 3, H, W) RGB in [0, 1] -> Y (B, 1, H, W), U and V (B, 1, H/2, W/2), all in [0, 1]."""
+    yuv = torch.einsum("oc,bchw->bohw", _RGB_TO_YUV.to(rgb), rgb)
+    y, uv = yuv[:, :1], F.avg_pool2d(yuv[:, 1:] + 0.5, 2)
+    return y, uv[:, :1], uv[:, 1:]
+
+
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Inverse of `rgb_to_yuv420`: bilinear chroma upsampling (centre-sited, as the averaging)."""
+    uv = F.interpolate(torch.cat([u, v], 1), size=y.shape[-2:], mode="bilinear", align_corners=False) - 0.5
+    return torch.einsum("oc,bchw->bohw", _YUV_TO_RGB.to(y), torch.cat([y, uv], 1))
+
+
+# --- transforms ------------------------------------------------------------------------------
+def _head_dim(dim: int, target: int = 32) -> int:
+    """Largest head size <= target that divides dim."""
+    return next(d for d in range(min(target, dim), 0, -1) if dim % d == 0)
+
+
+def _swin_pair(dim: int, window: int) -> list[nn.Module]:
+    """Regular + shifted window self-attention, so information crosses window borders."""
+    hd = _head_dim(dim)
+    return [SwinBlock(dim, hd, window, mlp_ratio=2), SwinBlock(dim, hd, window, shifted=True, mlp_ratio=2)]
+
+
+def analysis_branch(in_ch: int, width: int, out_ch: int, downsamplings: int, window: int,
+                    outer_width: int | None = None) -> nn.Sequential:
+    """Residual blocks with stride, window attention at 1/4 of the input, 2^d downsampling.
+    `outer_width` (default `width`) sets the channels at 1/2 resolution, the costliest stage."""
+    outer = min(outer_width or width, width)
+    layers: list[nn.Module] = [ResidualBlockWithStride(in_ch, outer)]
+    for k in range(2, downsamplings):
+        layers += [ResidualBlockWithStride(outer if k == 2 else width, width), ResidualBlock(width, width)]
+        if k == 2:
+            layers += _swin_pair(width, window)
+    layers.append(conv3x3(width, out_ch, stride=2))
+    return nn.Sequential(*layers)
+
+
+def synthesis_branch(in_ch: int, width: int, out_ch: int, upsamplings: int, window: int,
+                     outer_width: int | None = None) -> nn.Sequential:
+    """Mirror of `analysis_branch`: sub-pixel residual upsampling, 2^d upsampling."""
+    outer = min(outer_width or width, width)
+    layers: list[nn.Module] = [ResidualBlock(in_ch, width)]
+    for step in range(upsamplings - 2):
+        layers.append(ResidualBlockUpsample(width, width))
+        if step == upsamplings - 3:
+            layers += _swin_pair(width, window)
+        layers.append(ResidualBlock(width, width))
+    layers += [ResidualBlockUpsample(width, outer), subpel_conv3x3(outer, out_ch, 2)]
+    return nn.Sequential(*layers)
+
+
+_OTHER = {"rgb": "ir", "ir": "rgb"}
+
+
+class CCEM(PairModel):
+    """RGB-IR joint codec; cross-modal context in the channel-slice entropy model."""
+
+    modalities = ("rgb", "ir")
+    channels = {"rgb": 3, "ir": 1}
+    multiple = 64
+    downsampling = 16
+    # Parameter-name prefixes of the RGB path (stage 1), and its cross-modal parts (not stage 1).
+    _RGB_PATH = ("enc_y.", "enc_u.", "enc_v.", "rgb_latent.", "gains.rgb.", "latent_codecs.rgb.",
+                 "dec_rgb_latent.", "dec_y.", "dec_u.", "dec_v.")
+    _CROSS_MODAL = ("latent_codecs.rgb.context_extractor.", "latent_codecs.rgb.fusion.")
+
+    def __init__(self, preset: str = "small", num_rates: int = 4, num_slices: int = 5, lceb: bool = True,
+                 lcfb: bool = True, direction: str = "ir_to_rgb", cross_attention: bool = True,
+                 **sizes: int) -> None:
+        super().__init__()
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        unknown = set(sizes) - set(PRESETS[preset])
+        if unknown:
+            raise TypeError(f"unknown CCEM size arguments: {', '.join(sorted(unknown))}")
+        if direction not in ("ir_to_rgb", "rgb_to_ir"):
+            raise ValueError("direction must be 'ir_to_rgb' or 'rgb_to_ir'")
+        cfg = {**PRESETS[preset], **sizes}
+        N, M, M_ir, window, outer = cfg["N"], cfg["M"], cfg["M_ir"], cfg["window"], cfg["outer_width"]
+        self.num_rates, self.lcfb, self.cross_attention = num_rates, lcfb, cross_attention
+        # The reference modality decodes alone; the dependent one uses its latent as context.
+        self.reference = "ir" if direction == "ir_to_rgb" else "rgb"
+        self.dependent = _OTHER[self.reference]
+        self.latent_channels = {"rgb": M, "ir": M_ir}
+        self.stage = "joint"
+
+        # Analysis: Y at full resolution, U/V at half (one downsampling less), IR.
+        m_y = M // 2
+        m_u = (M - m_y) // 2
+        self.enc_y = analysis_branch(1, N, m_y, 4, window, outer)
+        self.enc_u = analysis_branch(1, N // 2, m_u, 3, window, outer)
+        self.enc_v = analysis_branch(1, N // 2, M - m_y - m_u, 3, window, outer)
+        self.rgb_latent = nn.Sequential(nn.Conv2d(M, M, 1), *_swin_pair(M, window))
+        self.enc_ir = nn.Sequential(analysis_branch(1, N, M_ir, 4, window, outer), *_swin_pair(M_ir, window))
+        if cross_attention:
+            # Encoder-side exchange before quantisation: agent attention is linear in the
+            # number of positions, so this stays cheap at 1/16 resolution.
+            self.cross = nn.ModuleDict({
+                "rgb": AgentFusionBlock(M, M_ir, M, cfg["attn_dim"]),
+                "ir": AgentFusionBlock(M_ir, M, M_ir, cfg["attn_dim"])})
+
+        self.gains = nn.ModuleDict({m: GainUnits(num_rates, c) for m, c in self.latent_channels.items()})
+        self.latent_codecs = nn.ModuleDict({
+            m: ChannelSliceCodec(c, N, num_slices, cfg["support_ch"], lceb=lceb, lceb_dim=cfg["attn_dim"],
+                                 context_ch=self.latent_channels[_OTHER[m]] if (lcfb and m == self.dependent) else 0,
+                                 context_dim=cfg["attn_dim"])
+            for m, c in self.latent_channels.items()})
+
+        # Synthesis: one transform per channel (Y, U, V) from the shared YUV latent, and IR.
+        self.dec_rgb_latent = nn.Sequential(*_swin_pair(M, window))
+        self.dec_y = synthesis_branch(M, N, 1, 4, window, outer)
+        self.dec_u = synthesis_branch(M, N // 2, 1, 3, window, outer)
+        self.dec_v = synthesis_branch(M, N // 2, 1, 3, window, outer)
+        self.dec_ir = nn.Sequential(*_swin_pair(M_ir, window), synthesis_branch(M_ir, N, 1, 4, window, outer))
+
+    # -- stages ---------------------------------------------------------------------------
+    def set_stage(self, stage: str) -> None:
+        if stage not in ("stage1", "joint"):
+            raise ValueError(f"unknown CCEM training stage {stage!r} (use 'stage1' or 'joint')")
+        self.stage = stage
+
+    def stage_parameters(self, stage: str) -> list[nn.Parameter]:
+        """'stage1': the RGB path without its cross-modal parts; 'joint': everything.
+        Also switches forward to the stage's behaviour (the trainer calls this once)."""
+        self.set_stage(stage)
+        if stage == "joint":
+            return super().stage_parameters(stage)
+        return [p for n, p in self.named_parameters()
+                if n.startswith(self._RGB_PATH) and not n.startswith(self._CROSS_MODAL)
+                and not n.endswith(".quantiles")]
+
+    def requires(self, only: str) -> set[str]:
+        if only not in self.modalities:
+            raise ValueError(f"unknown modality {only!r}")
+        return {only, self.reference} if (self.lcfb and only == self.dependent) else {only}
+
+    # -- transforms -----------------------------------------------------------------------
+    def _analyse(self, x: dict[str, torch.Tensor], with_ir: bool) -> dict[str, torch.Tensor]:
+        # Every plane enters the transforms centred on 0 (mid-grey / neutral chroma = 0), so an
+        # untrained decoder's ~0 output already means grey rather than a strong colour cast.
+        y, u, v = (p - 0.5 for p in rgb_to_yuv420(x["rgb"]))
+        latents = {"rgb": self.rgb_latent(torch.cat([self.enc_y(y), self.enc_u(u), self.enc_v(v)], 1))}
+        if with_ir:
+            latents["ir"] = self.enc_ir(x["ir"] - 0.5)
+            if self.cross_attention:
+                latents = {m: t + self.cross[m](t, latents[_OTHER[m]]) for m, t in latents.items()}
+        return latents
+
+    def _synthesise(self, modality: str, y_hat: torch.Tensor) -> torch.Tensor:
+        if modality == "ir":
+            return self.dec_ir(y_hat) + 0.5
+        features = self.dec_rgb_latent(y_hat)
+        return yuv420_to_rgb(self.dec_y(features) + 0.5, self.dec_u(features) + 0.5, self.dec_v(features) + 0.5)
+
+    def _order(self, present) -> list[str]:
+        """Coding order: the reference modality first (its latent is the other's context)."""
+        return [m for m in (self.reference, self.dependent) if m in present]
+
+    def _context(self, modality: str, decoded: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.lcfb and modality == self.dependent:
+            return decoded.get(self.reference)
+        return None
+
+    # -- PairModel ------------------------------------------------------------------------
+    def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
+        with_ir = self.stage == "joint"
+        if with_ir and "ir" not in x:
+            raise ValueError("joint stage needs both 'rgb' and 'ir' inputs")
+        latents = self._analyse(x, with_ir)
+        decoded, likelihoods = {}, {}
+        for m in self._order(latents):
+            y_hat, likelihoods[m] = self.latent_codecs[m](self.gains[m].scale(latents[m], rate),
+                                                          context=self._context(m, decoded))
+            # Context and synthesis use the rate-independent (unscaled) latent.
+            decoded[m] = self.gains[m].unscale(y_hat, rate)
+        x_hat = {m: self._synthesise(m, decoded[m]) for m in decoded}
+        if not with_ir and "ir" in x:
+            x_hat["ir"] = x["ir"].detach()   # stage 1: no IR rate or distortion
+        return {"x_hat": x_hat, "likelihoods": likelihoods}
+
+    @torch.no_grad()
+    def compress(self, x: dict[str, torch.Tensor], rate: int) -> CompressedPair:
+        r = torch.tensor([rate], device=x["rgb"].device)
+        latents = self._analyse(x, with_ir=True)
+        streams, decoded = {}, {}
+        for m in self._order(latents):
+            streams[m], y_hat = self.latent_codecs[m].compress(self.gains[m].scale(latents[m], r),
+                                                               context=self._context(m, decoded))
+            decoded[m] = self.gains[m].unscale(y_hat, r)
+        x_hat = {m: self._synthesise(m, decoded[m]).clamp_(0, 1) for m in self.modalities}
+        return CompressedPair(streams, x_hat)
+
+    @torch.no_grad()
+    def decompress(self, streams: dict[str, list[bytes]], side: bytes, sizes: dict[str, tuple[int, int]],
+                   rate: int, only: str | None = None) -> dict[str, torch.Tensor]:
+        needed = self.requires(only) if only is not None else set(self.modalities)
+        device = next(self.parameters()).device
+        r = torch.tensor([rate], device=device)
+        decoded: dict[str, torch.Tensor] = {}
+        for m in self._order(needed):
+            h, w = sizes[m]
+            latent_hw = (h // self.downsampling, w // self.downsampling)
+            y_hat = self.latent_codecs[m].decompress(streams[m], latent_hw, context=self._context(m, decoded))
+            decoded[m] = self.gains[m].unscale(y_hat, r)
+        wanted = (only,) if only is not None else self.modalities
+        return {m: self._synthesise(m, decoded[m]).clamp_(0, 1) for m in wanted}
