@@ -6,8 +6,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
+from mmcodec.bitstream.container import MAX_DIM, MAX_PIXELS
 from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_bound
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
@@ -26,6 +29,20 @@ ImageSource = str | os.PathLike | np.ndarray | ModalityImage
 
 def _recon_crc(arr: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(arr).tobytes()) & 0xFFFFFFFF
+
+
+@contextlib.contextmanager
+def _bit_exact_threads() -> Iterator[None]:
+    """Run the model single-threaded. Some CPU kernels split their sums by thread count (a
+    transposed convolution of the hyper-synthesis does at the shipped widths), and the
+    decoder must repeat the encoder's arithmetic bit for bit: entropy parameters choose CDFs,
+    and the stream carries a CRC of the reconstruction. See docs/bitstream.md, Determinism."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _padded(h: int, w: int, multiple: int) -> tuple[int, int]:
@@ -81,6 +98,13 @@ class Codec:
             raise BadInputError(f"model {self.name} codes {'+'.join(self.modalities)} pairs; "
                                 f"got {'+'.join(images) or 'nothing'}")
         sizes = {m: (im.height, im.width) for m, im in images.items()}
+        for m, im in images.items():
+            if not (im.height <= MAX_DIM and im.width <= MAX_DIM and im.height * im.width <= MAX_PIXELS):
+                # never write a file that the decoder's header checks would refuse
+                raise BadInputError(f"{m} image {im.width}x{im.height} is larger than the .mmc format allows "
+                                    f"({MAX_DIM} pixels per side, {MAX_PIXELS} pixels)")
+            if not np.isfinite(im.data).all():
+                raise BadInputError(f"{m} image contains NaN or infinite values")
         first, *rest = self.modalities
         for m in rest:
             if sizes[m] != sizes[first]:
@@ -93,13 +117,14 @@ class Codec:
             ph, pw = _padded(im.height, im.width, self.model.multiple)
             # Replicate padding costs fewer bits than zeros at the border.
             x[m] = F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
-        out = self.model.compress(x, quality - 1)
+        with _bit_exact_threads():
+            out = self.model.compress(x, quality - 1)
         infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
             recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
-                                    _recon_crc(recon[m])))
+                                    _recon_crc(recon[m]), im.holes))
         blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side))
         return blob, recon
 
@@ -117,11 +142,13 @@ class Codec:
         infos = {i.name: i for i in c.modalities}
         if set(infos) != set(self.modalities):
             raise BitstreamError(f"corrupted header: modalities {sorted(infos)} do not match model {self.name}")
+        if len({(i.height, i.width) for i in c.modalities}) != 1:  # the encoder codes aligned pairs only
+            raise BitstreamError("corrupted header: the images of the pair differ in size")
         if only is not None and only not in infos:
             raise BadInputError(f"--only {only}: the stream holds {', '.join(infos)}")
         sizes = {m: _padded(i.height, i.width, self.model.multiple) for m, i in infos.items()}
         try:
-            with stream_symbol_bound(sum(h * w for h, w in sizes.values())):
+            with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads():
                 x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only)
         except MMCodecError:
             raise
@@ -130,7 +157,10 @@ class Codec:
         result = {}
         for m, t in x_hat.items():
             i = infos[m]
-            arr = denormalise(t[0, :, :i.height, :i.width].cpu().numpy(), i.bit_depth, i.channels, i.value_range)
+            if not torch.isfinite(t).all():  # garbage symbols can overflow the synthesis transform
+                raise BitstreamError(f"corrupted payload: decoded {m} image is not finite")
+            arr = denormalise(t[0, :, :i.height, :i.width].cpu().numpy(), i.bit_depth, i.channels, i.value_range,
+                              i.holes)
             if _recon_crc(arr) != i.recon_crc:
                 raise BitstreamError(f"decoded {m} image does not match the encoder's reconstruction "
                                      "(corrupted payload or decoder desynchronised)")
@@ -158,15 +188,21 @@ def read_container(path_or_bytes: str | os.PathLike | bytes) -> tuple[Container,
     return unpack(data), len(data)
 
 
-def decompress(blob: bytes, only: str | None = None, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Decode a `.mmc` stream with the model named in its header."""
-    c = unpack(blob)
+def codec_for_stream(c: Container, device: str | torch.device = "cpu") -> Codec:
+    """The installed model a parsed stream names, at the stream's quality."""
     try:
         installed = find_model(c.model)
     except MMCodecError as exc:
         raise ModelMismatchError(str(exc)) from None
-    codec = Codec(installed, c.quality, device)
-    return codec.decompress(c, only=only)
+    if c.quality not in installed.qualities:  # a header fault, not a user's --quality
+        raise BitstreamError(f"corrupted header: quality {c.quality} out of range")
+    return Codec(installed, c.quality, device)
+
+
+def decompress(blob: bytes, only: str | None = None, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
+    """Decode a `.mmc` stream with the model named in its header."""
+    c = unpack(blob)
+    return codec_for_stream(c, device).decompress(c, only=only)
 
 
 def info(blob: bytes) -> dict[str, Any]:

@@ -122,3 +122,19 @@ def test_real_pair_round_trip(tiny_env, shared_data):
     codec = mmcodec.load("rgb-d/tiny", quality=1)
     out = codec.decompress(codec.compress(rgb=depth_dir / "rgb" / f"{stem}.jpg", depth=depth_dir / "depth" / f"{stem}.png"))
     assert out["depth"].dtype == np.uint16
+
+
+def test_depth_holes_stay_zero_and_no_impossible_depths(tiny_env):
+    depth = (smooth_image(96, 128, 1, 9, dtype=np.uint16) // 20 + 800).astype(np.uint16)
+    depth[20:40, 30:70] = 0                               # a hole
+    im = load_modality("depth", depth)
+    assert im.holes and im.value_range[0] == int(depth[depth > 0].min())
+    assert np.array_equal(im.to_integer(), depth)         # exact without coding error
+    noisy = im.data + np.random.default_rng(0).uniform(-0.04, 0.04, im.data.shape).astype(np.float32)
+    out = im.to_integer(noisy)                            # a lossy codec's error, simulated
+    assert (out[depth == 0] == 0).all()                   # holes come back as holes
+    assert out[out > 0].min() >= im.value_range[0]        # nothing between 0 and the valid range
+    codec = mmcodec.load("rgb-d/tiny", quality=1)         # and the flag survives the container
+    blob = codec.compress(rgb=smooth_image(96, 128, 3, 8), depth=depth)
+    assert unpack(blob).modalities[1].holes
+    assert codec.decompress(blob)["depth"].dtype == np.uint16

@@ -27,7 +27,8 @@ from mmcodec.errors import BitstreamError
 MAGIC = b"\x89MMC"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct(">4sHH")
-_MODALITY = struct.Struct(">BIIBBHHI")   # id, height, width, channels, bit depth, lo, hi, recon crc
+_MODALITY = struct.Struct(">BIIBBBHHI")  # id, height, width, channels, bit depth, flags, lo, hi, recon crc
+FLAG_HOLES = 0x01                         # 0 = missing pixel (depth); see data.images.HOLE_FLOOR
 MAX_SIDE = 1 << 20          # side info is small by design
 MAX_DIM = 1 << 16           # pixels per side
 MAX_PIXELS = 1 << 28        # per image; refused before anything is allocated
@@ -46,11 +47,12 @@ class StreamInfo:
     bit_depth: int
     value_range: tuple[int, int]
     recon_crc: int            # CRC32 of the encoder-side reconstruction, to detect desync
+    holes: bool = False       # zero marks missing pixels (depth)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "height": self.height, "width": self.width,
                 "channels": self.channels, "bit_depth": self.bit_depth,
-                "range": list(self.value_range), "recon_crc": self.recon_crc}
+                "range": list(self.value_range), "recon_crc": self.recon_crc, "holes": self.holes}
 
 
 @dataclass
@@ -121,7 +123,7 @@ def pack(c: Container) -> bytes:
     for m in c.modalities:
         parts = c.streams.get(m.name, [])
         hdr += _MODALITY.pack(MODALITY_NAMES.index(m.name), m.height, m.width, m.channels, m.bit_depth,
-                              m.value_range[0], m.value_range[1], m.recon_crc)
+                              FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1], m.recon_crc)
         hdr += bytes([len(parts)]) + b"".join(_varint(len(p)) for p in parts)
     hdr += _varint(len(c.side))
     body = bytearray(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(hdr))) + hdr
@@ -184,7 +186,9 @@ def _parse_header(raw: bytes) -> tuple[Container, dict[str, list[int]], int]:
     mods: list[StreamInfo] = []
     parts: dict[str, list[int]] = {}
     for _ in range(count):
-        mid, hh, ww, ch, bd, lo, hi, crc = _MODALITY.unpack(r.take(_MODALITY.size))
+        mid, hh, ww, ch, bd, flags, lo, hi, crc = _MODALITY.unpack(r.take(_MODALITY.size))
+        if flags & ~FLAG_HOLES:
+            raise BitstreamError(f"corrupted header: unknown flags {flags:#04x}")
         if mid >= len(MODALITY_NAMES) or MODALITY_NAMES[mid] in parts:
             raise BitstreamError("corrupted header: modality id")
         name = MODALITY_NAMES[mid]
@@ -196,7 +200,7 @@ def _parse_header(raw: bytes) -> tuple[Container, dict[str, list[int]], int]:
         if n_parts > MAX_PARTS:
             raise BitstreamError("corrupted header: too many stream parts")
         parts[name] = [r.varint() for _ in range(n_parts)]
-        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc))
+        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc, bool(flags & FLAG_HOLES)))
     side_len = r.varint()
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")

@@ -6,6 +6,7 @@ needed to write it back exactly in the input's format (bit depth, channel count 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +32,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise BadInputError(f"empty file (0 bytes): {path}")
     try:
         with Image.open(path) as im:
+            if im.mode in ("RGB", "RGBA") and any(";16" in _raw_mode(t) for t in im.tile):
+                # Pillow would silently drop 16-bit colour to 8 bits.
+                raise BadInputError(f"unsupported bit depth: 16-bit colour image {path} (colour images must be 8-bit)")
             im.load()
             arr = _pil_to_array(im, path)
     except UnidentifiedImageError:
         raise BadInputError(f"not a readable image: {path}") from None
+    except Image.DecompressionBombError:
+        raise BadInputError(f"image too large to decode safely: {path}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise BadInputError(f"cannot decode image {path}: {exc}") from None
     if arr.ndim == 2 or arr.shape[2] == 3:
         return arr
     raise BadInputError(f"unsupported channel count {arr.shape[2]} in {path}")
+
+
+def _raw_mode(tile: tuple) -> str:
+    """The raw pixel layout of one Pillow tile, e.g. "RGB;16B" for a 16-bit colour PNG."""
+    args = tile[3] if len(tile) > 3 else None
+    return args if isinstance(args, str) else str(args[0]) if isinstance(args, tuple) and args else ""
 
 
 def _pil_to_array(im: Image.Image, path: Path) -> np.ndarray:
@@ -72,6 +84,7 @@ class ModalityImage:
     bit_depth: int          # 8 or 16
     channels: int           # channels of the original file (1 or 3)
     value_range: tuple[int, int] = (0, 255)  # integer range mapped onto [0, 1]
+    holes: bool = False     # depth with 0 = missing: valid values map to [HOLE_FLOOR, 1], holes to 0
 
     @property
     def height(self) -> int:
@@ -84,13 +97,24 @@ class ModalityImage:
     def to_integer(self, data: np.ndarray | None = None) -> np.ndarray:
         """Map normalised data back to the original integer format, (H, W) or (H, W, 3)."""
         return denormalise(self.data if data is None else data, self.bit_depth,
-                           self.channels, self.value_range)
+                           self.channels, self.value_range, self.holes)
+
+
+# Depth maps mark missing pixels with 0. Mapping valid depth to [HOLE_FLOOR, 1] and holes to 0
+# keeps a gap the codec's errors cannot cross: decoded values below HOLE_FLOOR / 2 are holes,
+# so holes stay 0 and no impossible depth between 0 and the nearest valid value appears.
+HOLE_FLOOR = 0.1
 
 
 def denormalise(data: np.ndarray, bit_depth: int, channels: int,
-                value_range: tuple[int, int]) -> np.ndarray:
+                value_range: tuple[int, int], holes: bool = False) -> np.ndarray:
     lo, hi = value_range
-    vals = np.clip(data, 0.0, 1.0) * (hi - lo) + lo
+    data = np.clip(data, 0.0, 1.0)
+    if holes:
+        valid = np.clip((data - HOLE_FLOOR) / (1 - HOLE_FLOOR), 0.0, 1.0) * (hi - lo) + lo
+        vals = np.where(data < HOLE_FLOOR / 2, 0.0, valid)
+    else:
+        vals = data * (hi - lo) + lo
     out = np.rint(vals).astype(np.uint16 if bit_depth == 16 else np.uint8)
     if channels == 1:
         # A grey image coded by a 3-channel codec is written back from its first channel.
@@ -117,8 +141,14 @@ def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> Modality
     bit_depth = 16 if arr.dtype == np.uint16 else 8
     if name == "rgb" and bit_depth == 16:
         raise BadInputError(f"unsupported bit depth for a visible image: 16-bit ({where}); use 8-bit")
+    holes = False
     if bit_depth == 8:
         value_range = (0, 255)
+    elif name == "depth" and (grey == 0).any() and (grey > 0).any():
+        holes = True
+        valid = grey[grey > 0]
+        lo, hi = int(valid.min()), int(valid.max())
+        value_range = (lo, max(hi, lo + 1))
     else:
         # 16-bit data (radiometric thermal, depth in mm) rarely spans 0..65535: normalising by
         # the image's own range keeps the codec's precision where the values are.
@@ -127,10 +157,13 @@ def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> Modality
     lo, hi = value_range
     if channels == 1:
         plane = (grey.astype(np.float32) - lo) / (hi - lo)
+        if holes:
+            plane = np.where(grey == 0, 0.0, HOLE_FLOOR + (1 - HOLE_FLOOR) * plane)
         data = np.repeat(plane[None], want, axis=0)
     else:
         data = np.transpose(arr.astype(np.float32) / 255.0, (2, 0, 1))
-    return ModalityImage(name, np.ascontiguousarray(data, dtype=np.float32), bit_depth, channels, value_range)
+    return ModalityImage(name, np.ascontiguousarray(data, dtype=np.float32), bit_depth, channels, value_range,
+                         holes)
 
 
 def _validate_array(arr: np.ndarray, where: str) -> np.ndarray:
@@ -158,5 +191,6 @@ def write_image(path: str | os.PathLike, arr: np.ndarray) -> None:
         im.save(tmp, format="PNG")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the parent is not a directory
+            tmp.unlink(missing_ok=True)
         raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
