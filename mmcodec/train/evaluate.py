@@ -56,25 +56,27 @@ def bd_rates(rows: list[dict[str, Any]], anchor_rows: list[dict[str, Any]], moda
 
 
 def anchor_rows_from_results(path: Path, codec: str, modalities) -> list[dict[str, Any]] | None:
-    """Read a classical codec's curve (e.g. HEVC) from a `mmcodec bench` results.json."""
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    entries = data.get("codecs", data) if isinstance(data, dict) else data
-    entry = entries.get(codec) if isinstance(entries, dict) else None
-    if entry is None:
-        return None
-    res = entry["results"]
-    n = len(res.get(f"bpp-{modalities[0]}", res.get("bpp", [])))
-    rows = []
-    for i in range(n):
-        row = {}
+    """A classical codec's curve (e.g. "hevc") from a `mmcodec bench` output folder (its
+    CompressAI-style `compressai/<codec>-<modality>.json` files) or its results.json."""
+    per_mod: dict[str, dict[str, list[float]]] = {}
+    if path.is_dir():
         for m in modalities:
-            if f"bpp-{m}" not in res or f"psnr-{m}" not in res:
+            f = path / "compressai" / f"{codec}-{m}.json"
+            if not f.is_file():
                 return None
-            row[f"bpp_{m}"], row[f"psnr_{m}"] = res[f"bpp-{m}"][i], res[f"psnr-{m}"][i]
-        rows.append(row)
-    return rows
+            per_mod[m] = json.loads(f.read_text())["results"]
+    elif path.is_file():
+        entry = json.loads(path.read_text()).get("codecs", {}).get(codec)
+        if entry is None or not all(m in entry["results"] for m in modalities):
+            return None
+        per_mod = {m: entry["results"][m]["results"] if "results" in entry["results"][m] else entry["results"][m]
+                   for m in modalities}
+    else:
+        return None
+    n = min(len(r["bpp"]) for r in per_mod.values())
+    return [{**{f"bpp_{m}": per_mod[m]["bpp"][i] for m in modalities},
+             **{f"psnr_{m}": per_mod[m].get(f"psnr-{m}", per_mod[m].get("psnr"))[i] for m in modalities}}
+            for i in range(n)]
 
 
 def append_ledger(path: Path, entry: dict[str, Any]) -> None:

@@ -1,0 +1,157 @@
+"""Distortion metrics for the benchmark, on integer images as stored on disk.
+
+Conventions (also written into results.json under "metrics"):
+- PSNR = 10 log10(peak^2 / MSE), MSE over every pixel and channel; peak 255 for 8-bit and
+  65535 for 16-bit data (depth in mm is compared on its raw uint16 values).
+- Y / YUV 4:2:0: BT.601 full-range (JFIF) RGB -> YCbCr in floating point (no rounding),
+  chroma subsampled by 2x2 box averaging (odd sizes edge-padded); YUV420 PSNR is the weighted
+  mean (6 PSNR_Y + PSNR_U + PSNR_V) / 8 of the per-plane PSNRs (the JVET CTC convention).
+- MS-SSIM: pytorch-msssim, 5 scales, Gaussian window of 11 taps; images whose short side is
+  at most 160 px use the largest odd window that fits (reported per image as "msssim_win").
+  Data range: the peak for RGB and infrared; for depth, the reference image's own value range
+  (max - min), because a 65535 range makes SSIM's stabilising constants swamp the signal.
+- Identical images have infinite PSNR; it is reported as PSNR_CAP dB so JSON stays valid.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PSNR_CAP = 150.0
+MSSSIM_SCALES = 5
+DEFAULT_WIN = 11
+
+# BT.601 full-range RGB -> YCbCr (JFIF), offsets 128 on chroma for 8-bit.
+_BT601 = np.array([[0.299, 0.587, 0.114],
+                   [-0.168736, -0.331264, 0.5],
+                   [0.5, -0.418688, -0.081312]], dtype=np.float64)
+
+
+def peak_of(arr: np.ndarray) -> int:
+    return 65535 if arr.dtype == np.uint16 else 255
+
+
+def mse(ref: np.ndarray, test: np.ndarray) -> float:
+    if ref.shape != test.shape:
+        raise ValueError(f"shape mismatch: reference {ref.shape}, decoded {test.shape}")
+    d = ref.astype(np.float64) - test.astype(np.float64)
+    return float(np.mean(d * d))
+
+
+def psnr_from_mse(err: float, peak: float) -> float:
+    if err <= 0:
+        return PSNR_CAP
+    return min(PSNR_CAP, 10.0 * math.log10(peak * peak / err))
+
+
+def psnr(ref: np.ndarray, test: np.ndarray, peak: float | None = None) -> float:
+    return psnr_from_mse(mse(ref, test), peak_of(ref) if peak is None else peak)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W, 3) float64 Y, Cb, Cr in 0..255 (BT.601 full range)."""
+    out = rgb.astype(np.float64) @ _BT601.T
+    out[..., 1:] += 128.0
+    return out
+
+
+def subsample_420(plane: np.ndarray) -> np.ndarray:
+    """2x2 box average; odd sizes are edge-padded first."""
+    h, w = plane.shape
+    p = np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge")
+    return 0.25 * (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2])
+
+
+def yuv420_psnr(ref_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, float]:
+    """PSNR of Y, U (Cb), V (Cr) in 4:2:0 and their (6Y + U + V) / 8 weighting."""
+    a, b = rgb_to_ycbcr(ref_rgb), rgb_to_ycbcr(test_rgb)
+    py = psnr_from_mse(mse(a[..., 0], b[..., 0]), 255)
+    pu = psnr_from_mse(mse(subsample_420(a[..., 1]), subsample_420(b[..., 1])), 255)
+    pv = psnr_from_mse(mse(subsample_420(a[..., 2]), subsample_420(b[..., 2])), 255)
+    return {"psnr-y": py, "psnr-u420": pu, "psnr-v420": pv, "psnr-yuv420": (6 * py + pu + pv) / 8}
+
+
+def msssim_window(height: int, width: int) -> int | None:
+    """Window size for 5-scale MS-SSIM: 11 when the short side exceeds 160 px, else the
+    largest odd size with (win - 1) * 16 < short side; None when even 3 does not fit."""
+    short = min(height, width)
+    limit = (DEFAULT_WIN - 1) * 2 ** (MSSSIM_SCALES - 1)
+    if short > limit:
+        return DEFAULT_WIN
+    win = (short - 1) // 2 ** (MSSSIM_SCALES - 1) + 1
+    win -= 1 - win % 2  # make it odd, rounding down
+    while win >= 3 and (win - 1) * 2 ** (MSSSIM_SCALES - 1) >= short:
+        win -= 2
+    return win if win >= 3 else None
+
+
+def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float | None, int | None]:
+    """MS-SSIM of two (H, W) or (H, W, C) images and the window size used (None if too small)."""
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+    win = msssim_window(ref.shape[0], ref.shape[1])
+    if win is None:
+        return None, None
+
+    def tensor(a: np.ndarray) -> "torch.Tensor":
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).float()
+        return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None])
+
+    with torch.no_grad():
+        value = float(_ms_ssim(tensor(ref), tensor(test), data_range=float(data_range), win_size=win))
+    return value, win
+
+
+def msssim_db(value: float | None) -> float | None:
+    if value is None:
+        return None
+    return PSNR_CAP if value >= 1.0 else min(PSNR_CAP, -10.0 * math.log10(1.0 - value))
+
+
+def as_rgb(arr: np.ndarray) -> np.ndarray:
+    """A visible image as (H, W, 3): grey images are replicated."""
+    return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
+
+
+def modality_metrics(modality: str, ref: np.ndarray, test: np.ndarray) -> dict[str, float | int | None]:
+    """All metrics of one decoded modality against its reference (integer arrays as on disk)."""
+    if modality == "rgb":
+        ref, test = as_rgb(ref), as_rgb(test)
+        out: dict[str, float | int | None] = {"psnr-rgb": psnr(ref, test, 255)}
+        out.update(yuv420_psnr(ref, test))
+        value, win = ms_ssim(ref, test, 255)
+    else:
+        if test.ndim == 3:
+            test = test[..., 0]
+        peak = peak_of(ref)
+        err = mse(ref, test)
+        out = {"psnr": psnr_from_mse(err, peak)}
+        if modality == "depth":
+            out["rmse"] = math.sqrt(err)
+            out["mae"] = float(np.mean(np.abs(ref.astype(np.float64) - test.astype(np.float64))))
+            data_range = max(float(ref.max()) - float(ref.min()), 1.0)
+        else:
+            data_range = peak
+        value, win = ms_ssim(ref, test, data_range)
+    out["ms-ssim"] = value
+    out["ms-ssim-db"] = msssim_db(value)
+    out["msssim_win"] = win
+    return out
+
+
+# The distortion each modality is ranked by in BD tables, and for the pair.
+PRIMARY_METRIC = {"rgb": "psnr-rgb", "ir": "psnr", "depth": "psnr", "pair": "psnr"}
+
+
+def pair_metrics(per_modality: dict[str, dict[str, float | int | None]]) -> dict[str, float | None]:
+    """Pair distortion as in the CCEM paper: the mean of the two modalities' PSNR.
+
+    "psnr" uses RGB PSNR for the visible image; "psnr-yuv420" uses its YUV420 PSNR (the CCEM
+    setting); "ms-ssim-db" is the mean of the modalities' MS-SSIM in dB."""
+    def mean(key_of: dict[str, str]) -> float | None:
+        vals = [per_modality[m].get(key_of.get(m, "psnr")) for m in per_modality]
+        return None if any(v is None for v in vals) else float(np.mean(vals))
+    return {"psnr": mean({"rgb": "psnr-rgb"}),
+            "psnr-yuv420": mean({"rgb": "psnr-yuv420"}),
+            "ms-ssim-db": mean({m: "ms-ssim-db" for m in per_modality})}
