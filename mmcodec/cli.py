@@ -6,6 +6,7 @@ Every command accepts --json for machine-readable output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,7 +29,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the parent is not a directory
+            tmp.unlink(missing_ok=True)
         raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
@@ -144,10 +146,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-    from mmcodec.codec import Codec, read_container
+    from mmcodec.codec import Codec, codec_for_stream, read_container
     from mmcodec.data.images import write_image
-    from mmcodec.errors import BadInputError, ModelMismatchError, MMCodecError
-    from mmcodec.models.registry import find_model
+    from mmcodec.errors import BadInputError, ModelMismatchError
     src = Path(args.file)
     files = sorted(src.glob("*.mmc")) if src.is_dir() else [src]
     if src.is_dir() and not files:
@@ -162,17 +163,26 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         key = (c.model, c.quality)
         if key not in codecs:
             try:
-                installed = find_model(c.model)
-            except MMCodecError as exc:
+                codecs[key] = codec_for_stream(c)
+            except ModelMismatchError as exc:
                 raise ModelMismatchError(f"{f}: {exc}") from None
-            codecs[key] = Codec(installed, c.quality)
         images = codecs[key].decompress(c, only=args.only)
         names = _folder_names([m.name for m in c.modalities])
-        for m, arr in images.items():
-            path = out_dir / names[m] / f"{f.stem}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_image(path, arr)
-            written.append(str(path))
+        pair_files: list[Path] = []
+        try:
+            for m, arr in images.items():
+                path = out_dir / names[m] / f"{f.stem}.png"
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+                write_image(path, arr)
+                pair_files.append(path)
+        except BadInputError:
+            for p in pair_files:  # never leave half a pair behind
+                p.unlink(missing_ok=True)
+            raise
+        written += [str(p) for p in pair_files]
     _emit(args, {"written": written}, "\n".join(f"wrote {p}" for p in written))
     return 0
 
@@ -192,12 +202,31 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     entries = read_ledger(Path(args.file))
     if not entries:
         raise BadInputError(f"no ledger entries in {args.file}")
+    if args.anchor:  # (re)compute BD-rate vs HEVC for rows evaluated before the anchor existed
+        from mmcodec.train.evaluate import anchor_rows_from_results, bd_rates
+        for e in entries:
+            mods = [k[4:] for k in (e.get("eval") or [{}])[0] if k.startswith("bpp_")]
+            anchor = anchor_rows_from_results(Path(args.anchor), "hevc", mods) if mods else None
+            if anchor:
+                e["bd_rate_vs_hevc"] = bd_rates(e["eval"], anchor, mods)
     if args.plot:
         plot_ledger(entries, Path(args.plot))
+    if args.versus:  # BD-rate of each entry against the last entry of another ledger
+        from mmcodec.train.evaluate import bd_rates
+        other = read_ledger(Path(args.versus))
+        if not other:
+            raise BadInputError(f"no ledger entries in {args.versus}")
+        ref = other[-1]
+        for e in entries:
+            mods = [k[4:] for k in e["eval"][0] if k.startswith("bpp_")]
+            e["bd_rate_vs_" + ref["model"]] = bd_rates(e["eval"], ref["eval"], mods, pair=True)
     lines = [f"{'date':<26} {'steps':>7} {'CPU-h':>6}  BD-rate vs HEVC (test)   shipped"]
     for e in entries:
         bd = ", ".join(f"{m} {v:+.1f}%" for m, v in (e.get("bd_rate_vs_hevc") or {}).items() if v is not None)
         lines.append(f"{e['date']:<26} {e['steps']:>7} {e['cpu_hours']:>6.2f}  {bd or '-':<24} {e.get('shipped', '-')}")
+        for key in (k for k in e if k.startswith("bd_rate_vs_") and k != "bd_rate_vs_hevc" and e[k]):
+            lines.append(f"    {e['model']} {key.replace('bd_rate_', '').replace('_', ' ')}: "
+                         + ", ".join(f"{m} {v:+.1f}%" for m, v in e[key].items() if v is not None))
     _emit(args, entries, "\n".join(lines))
     return 0
 
@@ -251,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ledger", "show a training ledger (and plot BD-rate vs CPU-hours)")
     sp.add_argument("file", help="ledger JSONL written by `mmcodec train`")
     sp.add_argument("--plot", help="write the training curve to this PNG")
+    sp.add_argument("--versus", help="another ledger: BD-rate of each entry vs its last entry (per modality and pair)")
+    sp.add_argument("--anchor", help="bench output folder with the HEVC curve (e.g. benchmarks/roadscene-test)")
     sp.set_defaults(func=cmd_ledger)
 
     sp = add("bench", "rate-distortion benchmark against classical codecs and separate coding")

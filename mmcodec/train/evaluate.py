@@ -44,10 +44,22 @@ def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int]
     return rows
 
 
-def bd_rates(rows: list[dict[str, Any]], anchor_rows: list[dict[str, Any]], modalities) -> dict[str, float | None]:
-    """BD-rate (%) of `rows` against `anchor_rows` per modality (negative = fewer bits)."""
+def with_pair(rows: list[dict[str, Any]], modalities) -> list[dict[str, Any]]:
+    """Add the pair point: bpp = all bits of the pair over one image's pixels, PSNR = mean of
+    the modalities' PSNR (the CCEM paper's convention)."""
+    return [{**r, "bpp_pair": r.get("pair_bpp", sum(r[f"bpp_{m}"] for m in modalities)),
+             "psnr_pair": sum(r[f"psnr_{m}"] for m in modalities) / len(modalities)} for r in rows]
+
+
+def bd_rates(rows: list[dict[str, Any]], anchor_rows: list[dict[str, Any]], modalities,
+             pair: bool = False) -> dict[str, float | None]:
+    """BD-rate (%) of `rows` against `anchor_rows` per modality (negative = fewer bits);
+    with pair=True also for the pair."""
     from mmcodec.bench.bdrate import bd
     out = {}
+    if pair:
+        rows, anchor_rows = with_pair(rows, modalities), with_pair(anchor_rows, modalities)
+        modalities = [*modalities, "pair"]
     for m in modalities:
         r = bd([a[f"bpp_{m}"] for a in anchor_rows], [a[f"psnr_{m}"] for a in anchor_rows],
                [t[f"bpp_{m}"] for t in rows], [t[f"psnr_{m}"] for t in rows])

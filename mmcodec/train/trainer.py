@@ -24,6 +24,7 @@ from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
 from mmcodec.errors import BadInputError
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights
 from mmcodec.train.config import TrainConfig
+from mmcodec.train.distributed import setup as setup_distributed
 from mmcodec.train.loss import psnr_from_mse, rd_loss
 
 
@@ -84,9 +85,11 @@ def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) 
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    ddp = setup_distributed(cfg.device)  # torchrun: one replica per process; alone: a no-op
+    progress = progress and ddp.is_main
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    device = torch.device(cfg.device)
+    device = ddp.device
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
@@ -123,30 +126,36 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         opt.load_state_dict(state["opt"])
         aux_opt.load_state_dict(state["aux_opt"])
 
-    data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=cfg.seed + step,
+    net = ddp.wrap(model)
+    local_batch = ddp.local_batch(cfg.batch)
+    data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
                      progress=progress)
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
-    if not new_log:  # drop rows logged after the checkpoint we resume from
+    if not new_log and ddp.is_main:  # drop rows logged after the checkpoint we resume from
         rows = log_path.read_text().splitlines()
         keep = [r for r in rows[1:] if int(r.split(",", 1)[0]) <= step]
         log_path.write_text("\n".join([rows[0], *keep]) + "\n")
-    log_fh = open(log_path, "w" if new_log else "a", newline="")
+    log_fh = open(log_path if ddp.is_main else os.devnull, "w" if new_log else "a", newline="")
     log = csv.writer(log_fh)
     if new_log:
         log.writerow(["step", "lr", "loss", *[f"bpp_{m}" for m in cfg.modalities],
                       *[f"psnr_{m}" for m in cfg.modalities], "cpu_seconds", "wall_seconds"])
-    gen = torch.Generator().manual_seed(cfg.seed + step)
+    gen = torch.Generator().manual_seed(ddp.seed(cfg.seed + step))
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", disable=not progress)
     cpu0, wall0 = time.process_time(), time.time()
     running: dict[str, float] = {}
+    cpu_now = [cpu_seconds]  # CPU seconds of all processes, agreed once per step
+
+    def refresh_cpu() -> None:
+        cpu_now[0] = cpu_seconds + ddp.sum(time.process_time() - cpu0)
 
     def save_checkpoint() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                    "step": step, "cpu_seconds": cpu_seconds + time.process_time() - cpu0,
+                    "step": step, "cpu_seconds": cpu_now[0],
                     "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
                     "config": cfg.to_json()}, tmp)
         os.replace(tmp, ckpt_path)
@@ -154,14 +163,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     def budget_used() -> float | None:
         if not cfg.budget_cpu_minutes:
             return None
-        return (cpu_seconds + time.process_time() - cpu0) / (60 * cfg.budget_cpu_minutes)
+        return cpu_now[0] / (60 * cfg.budget_cpu_minutes)
 
     while step < cfg.steps and (budget_used() or 0.0) < 1.0:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg, segment_start, budget_used())
-        x = {m: t.to(device) for m, t in data.batch(cfg.batch, crop_at(step, cfg)).items()}
-        rate = torch.randint(model.num_rates, (cfg.batch,), generator=gen).to(device)
-        out_fw = model(x, rate)
+        x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
+        rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
+        out_fw = net(x, rate)
         terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -171,36 +180,49 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         aux_opt.zero_grad(set_to_none=True)
         aux = model.aux_loss()
         aux.backward()
+        ddp.average_gradients(aux_params)
         aux_opt.step()
         step += 1
+        refresh_cpu()
         for k, v in terms.items():
             running[k] = running.get(k, 0.0) + float(v)
         if step % cfg.log_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
             n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-            avg = {k: v / n for k, v in running.items()}
+            avg = ddp.mean({k: v / n for k, v in running.items()})
             running = {}
             log.writerow([step, f"{opt.param_groups[0]['lr']:.3g}", f"{avg['loss']:.4f}",
                           *[f"{avg[f'bpp_{m}']:.4f}" for m in cfg.modalities],
                           *[f"{psnr_from_mse(avg[f'mse_{m}']):.2f}" for m in cfg.modalities],
-                          f"{cpu_seconds + time.process_time() - cpu0:.0f}", f"{wall_seconds + time.time() - wall0:.0f}"])
+                          f"{cpu_now[0]:.0f}", f"{wall_seconds + time.time() - wall0:.0f}"])
             log_fh.flush()
             bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
         bar.update(1)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
-            save_checkpoint()
+            if ddp.is_main:
+                save_checkpoint()
     bar.close()
     log_fh.close()
-    cpu_total = cpu_seconds + time.process_time() - cpu0
+    refresh_cpu()
+    cpu_total = cpu_now[0]
     wall_total = wall_seconds + time.time() - wall0
     budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr, "train_split": cfg.train_split,
               "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
               "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
               "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    if ddp.enabled:
+        hashes = ddp.replica_hashes(model)
+        if len(set(hashes)) != 1:
+            raise RuntimeError(f"data-parallel replicas diverged: weight hashes {hashes}")
+        budget["distributed"] = {"world_size": ddp.world_size, "backend": ddp.backend, "replica_weights": hashes}
+        if not ddp.is_main:
+            ddp.close()
+            return {"manifest": None, "budget": budget, "rank": ddp.rank}
     model.eval()
     manifest = install_model(out / "model", cfg.name, cfg.arch, cfg.kwargs, list(cfg.modalities),
                              list(cfg.lambdas), model, default=cfg.default, description=cfg.description,
                              budget=budget)
     (out / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
+    ddp.close()
     result: dict[str, Any] = {"manifest": str(manifest), "budget": budget}
     if cfg.eval_split or cfg.select_split:
         from mmcodec.train.campaign import after_training
