@@ -227,6 +227,16 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         for key in (k for k in e if k.startswith("bd_rate_vs_") and k != "bd_rate_vs_hevc" and e[k]):
             lines.append(f"    {e['model']} {key.replace('bd_rate_', '').replace('_', ' ')}: "
                          + ", ".join(f"{m} {v:+.1f}%" for m, v in e[key].items() if v is not None))
+    if args.table:  # the last entry's rate points as a Markdown table
+        e = entries[-1]
+        mods = [k[4:] for k in e["eval"][0] if k.startswith("bpp_")]
+        lines += ["", f"{e['model']} after {e['steps']} steps ({e['cpu_hours']:.2f} CPU-h), {e['eval_split']}, "
+                  f"{e['eval'][0]['images']} pairs, bpp from .mmc bytes", "",
+                  "| quality | " + " | ".join(f"{m} bpp | {m} PSNR (dB)" for m in mods) + " | pair bpp (file) |",
+                  "|---" * (2 + 2 * len(mods)) + "|"]
+        for r in e["eval"]:
+            lines.append(f"| {r['quality']} | " + " | ".join(f"{r[f'bpp_{m}']:.4f} | {r[f'psnr_{m}']:.2f}" for m in mods)
+                         + f" | {r['pair_bpp']:.4f} |")
     _emit(args, entries, "\n".join(lines))
     return 0
 
@@ -280,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ledger", "show a training ledger (and plot BD-rate vs CPU-hours)")
     sp.add_argument("file", help="ledger JSONL written by `mmcodec train`")
     sp.add_argument("--plot", help="write the training curve to this PNG")
+    sp.add_argument("--table", action="store_true", help="print the last entry's rate points as a table")
     sp.add_argument("--versus", help="another ledger: BD-rate of each entry vs its last entry (per modality and pair)")
     sp.add_argument("--anchor", help="bench output folder with the HEVC curve (e.g. benchmarks/roadscene-test)")
     sp.set_defaults(func=cmd_ledger)

@@ -1,6 +1,4 @@
 """Python API round trips: decode(encode(x)) equals what the encoder predicted, bit for bit."""
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -88,26 +86,7 @@ def test_payload_corruption_is_caught(tiny_env):
         mmcodec.decompress(pack(c))
 
 
-DECODE_IN_FRESH_PROCESS = """
-import hashlib, sys, torch, mmcodec
-torch.set_num_threads(int(sys.argv[2]))
-out = mmcodec.decompress(open(sys.argv[1], 'rb').read())
-print(*(k + ':' + hashlib.sha256(out[k].tobytes()).hexdigest() for k in sorted(out)))
-"""
-
-
-def test_fresh_process_other_thread_count_decodes_identically(tiny_env, tmp_path):
-    codec = mmcodec.load("ir-vi/tiny", quality=2)
-    blob = codec.compress(rgb=smooth_image(128, 192, 3, 11), ir=smooth_image(128, 192, 1, 12))
-    path = tmp_path / "p.mmc"
-    path.write_bytes(blob)
-    outs = []
-    for threads in (1, 2):
-        r = subprocess.run([sys.executable, "-c", DECODE_IN_FRESH_PROCESS, str(path), str(threads)],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        outs.append(r.stdout)
-    assert outs[0] == outs[1]
+# Cross-process and thread-count determinism: tests/test_determinism.py.
 
 
 def test_real_pair_round_trip(tiny_env, shared_data):
