@@ -39,6 +39,15 @@ def smooth_image(h: int, w: int, channels: int, seed: int, dtype=np.uint8) -> np
     return np.rint(arr * (peak * 0.8) + peak * 0.1).astype(dtype)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tests run single-threaded: faster on a shared 2-core machine, and reproducible."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Installs untrained tiny separate models `ir-vi/tiny` and `rgb-d/tiny`."""

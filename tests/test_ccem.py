@@ -25,12 +25,6 @@ TINY = {"N": 16, "M": 20, "M_ir": 20, "support_ch": 32, "attn_dim": 16, "window"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**kw) -> CCEM:

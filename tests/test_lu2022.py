@@ -18,12 +18,6 @@ TINY = {"modalities": ["rgb", "ir"], "N": 16, "M": 24, "num_rates": 4, "sa_dim":
 LAMBDAS = [0.0018, 0.0043, 0.0104, 0.025]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def synthetic_pair(h: int, w: int, seed: int, rgb_scale: int = 1) -> dict[str, torch.Tensor]:

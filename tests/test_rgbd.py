@@ -23,12 +23,6 @@ VARIANTS = [("separate", False), ("concat4", False), ("convfusion", False), ("pr
             ("convfusion", True), ("prompt", True), ("concat4", True)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(variant: str, decoder_side: bool = False, **kw) -> RGBDTCM:
