@@ -98,12 +98,6 @@ def _pair_jobs(args: argparse.Namespace) -> tuple[list[tuple[str, dict[str, Path
     return jobs, records[0].kind
 
 
-def _remap_paths(paths: dict[str, Path], kind: str) -> dict[str, Path]:
-    from mmcodec.data.pairs import LAYOUTS
-    # find_pairs keys by modality already; explicit files too.
-    return {m: paths[m] for m in LAYOUTS[kind]}
-
-
 def _compress_one(codec, paths: dict[str, Path], out: Path) -> dict[str, Any]:
     from mmcodec.data.images import load_modality
     images = {m: load_modality(m, p) for m, p in paths.items()}
@@ -131,7 +125,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         results = compress_parallel(codec.name, codec.quality, todo, args.workers, progress=not args.json)
     else:
         for stem, paths, out in tqdm(todo, desc="compress", unit="pair", disable=not folder_mode or args.json):
-            r = _compress_one(codec, _remap_paths(paths, kind), out)
+            r = _compress_one(codec, paths, out)
             results.append({"stem": stem, **r})
     summary = {"model": codec.name, "quality": codec.quality, "coded": len(results), "skipped": skipped,
                "results": results}

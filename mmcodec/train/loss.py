@@ -25,8 +25,6 @@ def rd_loss(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
         loss = loss + (bpp + modality_weight.get(m, 1.0) * lam * 255 ** 2 * mse).mean()
         terms[f"bpp_{m}"] = bpp.mean().detach()
         terms[f"mse_{m}"] = mse.mean().detach()
-    if "side" in out.get("likelihoods", {}):
-        pass  # side information rates are already inside a modality's likelihoods
     terms["loss"] = loss
     return terms
 
