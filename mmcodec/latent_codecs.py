@@ -25,6 +25,21 @@ def quantise_params(t: torch.Tensor, step: float = 1.0 / 256) -> torch.Tensor:
     return torch.round(t / step) * step
 
 
+def code_hyper_latent(entropy_bottleneck: EntropyBottleneck, z: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+    """Entropy-code the hyper-latent of one image; return its string and z_hat exactly as the
+    decoder will reconstruct it (the entropy models downstream must see the same values)."""
+    if z.shape[0] != 1:
+        raise ValueError("compress codes one image at a time")
+    strings = entropy_bottleneck.compress(z)
+    return strings[0], entropy_bottleneck.decompress(strings, z.shape[-2:])
+
+
+def decode_hyper_latent(entropy_bottleneck: EntropyBottleneck, z_string: bytes,
+                        latent_hw: tuple[int, int]) -> torch.Tensor:
+    """z_hat for a latent y of size latent_hw: h_a downsamples y by 4."""
+    return entropy_bottleneck.decompress([z_string], (latent_hw[0] // 4, latent_hw[1] // 4))
+
+
 class MeanScaleHyperprior(nn.Module):
     """Mean-scale Gaussian hyperprior (Minnen et al. 2018 without the autoregressive part).
 
@@ -55,22 +70,17 @@ class MeanScaleHyperprior(nn.Module):
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        if y.shape[0] != 1:
-            raise ValueError("compress codes one image at a time")
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
         scales, means = self._quantised_params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
-        return [y_strings[0], z_strings[0]], y_hat
+        return [y_strings[0], z_string], y_hat
 
     @torch.no_grad()
     def decompress(self, strings: list[bytes], latent_hw: tuple[int, int]) -> torch.Tensor:
         y_string, z_string = strings
-        z_hw = (latent_hw[0] // 4, latent_hw[1] // 4)
-        z_hat = self.entropy_bottleneck.decompress([z_string], z_hw)
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
         scales, means = self._quantised_params(z_hat)
         indexes = self.gaussian_conditional.build_indexes(scales)
         return self.gaussian_conditional.decompress([y_string], indexes, means=means)
@@ -187,14 +197,10 @@ class ChannelSliceCodec(nn.Module):
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
-        if y.shape[0] != 1:
-            raise ValueError("compress codes one image at a time")
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
         hyper = self.h_s(z_hat)
         ctx = self._context_features(context, y.shape[-2:])
-        strings, decoded = [z_strings[0]], []
+        strings, decoded = [z_string], []
         for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
             support, scales, means = self._slice_params(i, hyper, decoded, ctx)
             scales, means = quantise_params(scales), quantise_params(means)
@@ -211,7 +217,7 @@ class ChannelSliceCodec(nn.Module):
         if len(strings) != self.num_slices + 1:
             raise ValueError(f"expected {self.num_slices + 1} strings, got {len(strings)}")
         z_string, *slice_strings = strings
-        z_hat = self.entropy_bottleneck.decompress([z_string], (latent_hw[0] // 4, latent_hw[1] // 4))
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
         hyper = self.h_s(z_hat)
         ctx = self._context_features(context, latent_hw)
         decoded: list[torch.Tensor] = []

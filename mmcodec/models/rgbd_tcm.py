@@ -40,7 +40,7 @@ import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
 
-from mmcodec.latent_codecs import quantise_params
+from mmcodec.latent_codecs import code_hyper_latent, decode_hyper_latent, quantise_params
 from mmcodec.layers import ste_round
 from mmcodec.layers.tcm import StructurePriorFusion, SWAtten, TCMStage
 from mmcodec.models.base import CompressedPair, PairModel
@@ -220,13 +220,9 @@ class SliceLatentCodec(nn.Module):
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        if y.shape[0] != 1:
-            raise ValueError("compress codes one image at a time")
-        z = self.h_a(y)
-        z_strings = self.entropy_bottleneck.compress(z)
-        z_hat = self.entropy_bottleneck.decompress(z_strings, z.shape[-2:])
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
         hyper_means, hyper_scales = self.h_mean_s(z_hat), self.h_scale_s(z_hat)
-        strings, decoded = [z_strings[0]], []
+        strings, decoded = [z_string], []
         for i, y_slice in enumerate(y.split(self.sizes, 1)):
             mu, scale, mean_support = self._slice_params(i, hyper_means, hyper_scales, decoded)
             mu, scale = quantise_params(mu), quantise_params(scale)
@@ -242,7 +238,7 @@ class SliceLatentCodec(nn.Module):
         if len(strings) != len(self.sizes) + 1:
             raise ValueError(f"expected {len(self.sizes) + 1} strings, got {len(strings)}")
         z_string, *slice_strings = strings
-        z_hat = self.entropy_bottleneck.decompress([z_string], (latent_hw[0] // 4, latent_hw[1] // 4))
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
         hyper_means, hyper_scales = self.h_mean_s(z_hat), self.h_scale_s(z_hat)
         decoded: list[torch.Tensor] = []
         for i, slice_string in enumerate(slice_strings):
