@@ -6,17 +6,60 @@ vocabulary as CompressAI:
 - compress(y)           -> list of byte strings, and the y_hat the decoder will reproduce
 - decompress(strings, latent_hw) -> y_hat
 
+Single-modality codecs, by spatial context (`build_latent_codec`, the `context` kwarg of
+the models):
+- "hyperprior": `MeanScaleHyperprior`, no spatial context; strings [y, z].
+- "checkerboard": `CheckerboardMeanScale` (He et al. 2021), two parallel passes;
+  strings [y anchors, y non-anchors, z].
+- "autoregressive": `AutoregressiveMeanScale` (Minnen et al. 2018), serial raster-order
+  coding; strings [y, z]. Fidelity to the paper, at a CPU cost (one step per position).
+Latent sizes must be multiples of 4 (h_a/h_s change the resolution by 4), as they are
+in every model (images are padded to multiples of 64).
+
 Cross-modal entropy models (CCEM) extend the same interface with a `context` argument.
+
+Determinism: every value that selects a CDF (scales -> indexes) or offsets the quantiser
+(means) goes through `quantise_params`, and encoder and decoder compute those values with
+the same operations on the same inputs (see docs/bitstream.md, Determinism). The context
+codecs also code single-threaded whatever the caller's setting (`single_threaded`), as
+`mmcodec.Codec` does for every model: their entropy-parameters network of 1x1
+convolutions sums differently with 2 threads at M=96 and amplifies h_s's thread-dependent
+rounding, enough to move some parameters across the 1/256 grid.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.base import get_scale_table
 
-from mmcodec.layers import hyper_analysis, hyper_synthesis_mean_scale, ste_round
+from mmcodec.layers import MaskedConv2d, hyper_analysis, hyper_synthesis_mean_scale, ste_round
 from mmcodec.layers import AgentFusionBlock, LiteTransformer
+
+
+_Method = TypeVar("_Method", bound=Callable)
+
+
+def single_threaded(method: _Method) -> _Method:
+    """Run `method` with one torch thread and restore the caller's setting: some CPU
+    kernels split their sums by thread count, and the decoder must repeat the encoder's
+    arithmetic bit for bit."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        if threads == 1:
+            return method(*args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper  # type: ignore[return-value]
 
 
 def quantise_params(t: torch.Tensor, step: float = 1.0 / 256) -> torch.Tensor:
@@ -88,6 +131,312 @@ class MeanScaleHyperprior(nn.Module):
     def _quantised_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self._params(z_hat)
         return quantise_params(scales), quantise_params(means)
+
+
+def scale_indexes(gaussian_conditional: GaussianConditional, scales: torch.Tensor) -> torch.Tensor:
+    """CDF table indexes for `scales`, equal to `GaussianConditional.build_indexes` (the first
+    table scale at or above the lower-bounded scale) but one searchsorted instead of one
+    comparison per table entry: the serial coder asks for a few indexes at every position."""
+    scales = gaussian_conditional.lower_bound_scale(scales)
+    table = gaussian_conditional.scale_table[:-1].contiguous()
+    return torch.searchsorted(table, scales.contiguous())
+
+
+class _ContextHyperprior(nn.Module):
+    """What the spatial-context codecs share: the mean-scale hyperprior of
+    `MeanScaleHyperprior` (same attribute names, so its weights warm-start these codecs key
+    for key) and an entropy-parameters network over [hyperprior scales and means, context].
+
+    The network predicts a correction to the hyperprior's scales and means, and its last
+    layer starts at zero: a codec warm-started from a hyperprior checkpoint starts with
+    exactly that checkpoint's entropy model and learns to use the context from there.
+    Subclasses add `context_prediction` (M -> 2M channels).
+    """
+
+    def __init__(self, M: int, N: int) -> None:
+        super().__init__()
+        self.M = M
+        self.h_a = hyper_analysis(M, N)
+        self.h_s = hyper_synthesis_mean_scale(N, M)
+        self.entropy_bottleneck = EntropyBottleneck(N)
+        self.gaussian_conditional = GaussianConditional(None)
+        # 1x1 convolutions only (Minnen et al. 2018 widths): the serial coder evaluates this
+        # network at one position at a time.
+        self.entropy_parameters = nn.Sequential(
+            nn.Conv2d(4 * M, 10 * M // 3, 1), nn.LeakyReLU(),
+            nn.Conv2d(10 * M // 3, 8 * M // 3, 1), nn.LeakyReLU(),
+            nn.Conv2d(8 * M // 3, 2 * M, 1))
+        nn.init.zeros_(self.entropy_parameters[-1].weight)
+        nn.init.zeros_(self.entropy_parameters[-1].bias)
+
+    def update(self, force: bool = False) -> bool:
+        """Build the CDF tables (a PairModel's `update()` does this for every codec it holds)."""
+        updated = self.entropy_bottleneck.update(force=force)
+        return self.gaussian_conditional.update_scale_table(get_scale_table(), force=force) | updated
+
+    def _params(self, hyper: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scales and means from the hyperprior output h_s(z_hat) (scales || means) and a
+        2M-channel context."""
+        hyper_scales, hyper_means = hyper.chunk(2, 1)
+        delta_scales, delta_means = self.entropy_parameters(torch.cat([hyper, context], 1)).chunk(2, 1)
+        return hyper_scales + delta_scales, hyper_means + delta_means
+
+    @staticmethod
+    def _check_latent_size(y: torch.Tensor) -> None:
+        if y.shape[-2] % 4 or y.shape[-1] % 4:
+            raise ValueError(f"latent size {tuple(y.shape[-2:])}: height and width must be multiples of 4")
+
+    def _hyperprior(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training/evaluation path of the hyperprior: h_s(z_hat) and the likelihoods of z."""
+        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
+        return self.h_s(z_hat), z_likelihoods
+
+
+def checkerboard_anchors(latent_hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boolean (H, W) map of the anchor positions: (row + column) even, (0, 0) included."""
+    rows = torch.arange(latent_hw[0], device=device)[:, None]
+    cols = torch.arange(latent_hw[1], device=device)[None, :]
+    return (rows + cols) % 2 == 0
+
+
+class CheckerboardMeanScale(_ContextHyperprior):
+    """Checkerboard context (He et al., "Checkerboard Context Model for Efficient Learned
+    Image Compression", CVPR 2021) on the mean-scale hyperprior.
+
+    Anchors (`checkerboard_anchors`) are coded first with the hyperprior alone (the context
+    input is zero); the others then use the hyperprior plus a 5x5 convolution over the
+    decoded anchors (non-anchors zeroed). Both passes are parallel over the image, in
+    training and in coding.
+
+    Strings: [anchors, non-anchors, z]; each y string holds its positions in raster order,
+    channel-major (the order of boolean-mask indexing).
+    """
+
+    def __init__(self, M: int, N: int) -> None:
+        super().__init__(M, N)
+        self.context_prediction = nn.Conv2d(M, 2 * M, 5, padding=2)
+
+    def _anchor_params(self, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._params(hyper, torch.zeros_like(hyper))
+
+    def _non_anchor_params(self, hyper: torch.Tensor, anchors_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`anchors_hat`: y_hat with every non-anchor position set to zero."""
+        return self._params(hyper, self.context_prediction(anchors_hat))
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        hyper, z_likelihoods = self._hyperprior(y)
+        anchors = checkerboard_anchors(y.shape[-2:], y.device)
+        anchor_scales, anchor_means = self._anchor_params(hyper)
+        # Pass 2 sees the anchors only, rounded as the decoder will have them.
+        anchors_hat = (ste_round(y - anchor_means) + anchor_means) * anchors
+        other_scales, other_means = self._non_anchor_params(hyper, anchors_hat)
+        scales = torch.where(anchors, anchor_scales, other_scales)
+        means = torch.where(anchors, anchor_means, other_means)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        y_hat = ste_round(y - means) + means
+        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
+
+    def _coding_params(self, hyper: torch.Tensor, y_hat: torch.Tensor, anchor_pass: bool
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        scales, means = self._anchor_params(hyper) if anchor_pass else self._non_anchor_params(hyper, y_hat)
+        return quantise_params(scales), quantise_params(means)
+
+    @torch.no_grad()
+    @single_threaded
+    def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
+        self._check_latent_size(y)
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
+        hyper = self.h_s(z_hat)
+        anchors = checkerboard_anchors(y.shape[-2:], y.device)
+        gc = self.gaussian_conditional
+        # Non-anchors stay zero until their pass: the decoder's state after decoding anchors.
+        y_hat = torch.zeros_like(y)
+        strings = []
+        for anchor_pass, positions in ((True, anchors), (False, ~anchors)):
+            scales, means = self._coding_params(hyper, y_hat, anchor_pass)
+            values, means = y[..., positions], means[..., positions]
+            indexes = gc.build_indexes(scales[..., positions])
+            strings.append(gc.compress(values, indexes, means=means)[0])
+            y_hat[..., positions] = gc.quantize(values, "dequantize", means)
+        return [*strings, z_string], y_hat
+
+    @torch.no_grad()
+    @single_threaded
+    def decompress(self, strings: list[bytes], latent_hw: tuple[int, int]) -> torch.Tensor:
+        if len(strings) != 3:
+            raise ValueError(f"expected 3 strings (anchors, non-anchors, z), got {len(strings)}")
+        anchor_string, other_string, z_string = strings
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
+        hyper = self.h_s(z_hat)
+        anchors = checkerboard_anchors(hyper.shape[-2:], hyper.device)
+        gc = self.gaussian_conditional
+        y_hat = hyper.new_zeros(1, self.M, *hyper.shape[-2:])
+        for anchor_pass, positions, string in ((True, anchors, anchor_string), (False, ~anchors, other_string)):
+            scales, means = self._coding_params(hyper, y_hat, anchor_pass)
+            indexes = gc.build_indexes(scales[..., positions])
+            y_hat[..., positions] = gc.decompress([string], indexes, means=means[..., positions])
+        return y_hat
+
+
+class _CdfRows:
+    """The Gaussian conditional's CDF tables as Python lists, each row cut to its own
+    length. The serial decoder hands the rANS decoder only the rows one position uses:
+    converting the whole table on every call would cost ~10x more than the decoding."""
+
+    def __init__(self, gaussian_conditional: GaussianConditional) -> None:
+        if gaussian_conditional.quantized_cdf.numel() == 0:
+            raise ValueError("uninitialised CDF tables: run update() first")
+        self.lengths: list[int] = gaussian_conditional.cdf_length.tolist()
+        self.offsets: list[int] = gaussian_conditional.offset.tolist()
+        self.cdfs: list[list[int]] = [row[:n] for row, n in
+                                      zip(gaussian_conditional.quantized_cdf.tolist(), self.lengths)]
+
+    def subset(self, indexes: list[int]) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+        """(indexes into the subset, its CDF rows, lengths, offsets) for the rows `indexes` use."""
+        used = sorted(set(indexes))
+        position = {k: n for n, k in enumerate(used)}
+        return ([position[k] for k in indexes], [self.cdfs[k] for k in used],
+                [self.lengths[k] for k in used], [self.offsets[k] for k in used])
+
+
+class _RasterScan:
+    """Entropy parameters of one latent position at a time, from the hyperprior and the
+    positions already coded (raster order): the serial half of `AutoregressiveMeanScale`.
+
+    Encoder and decoder both run exactly this code on the same values, so they get the
+    same floats. Per position it reads the causal taps of the 5x5 neighbourhood and
+    evaluates the 1x1 entropy-parameters network as matrix-vector products; the hyperprior
+    half of that network's first layer does not depend on decoded values and is one
+    convolution over the whole latent.
+    """
+
+    def __init__(self, codec: "AutoregressiveMeanScale", hyper: torch.Tensor) -> None:
+        M, k = codec.M, codec.context_prediction.kernel_size[0]
+        self.M, self.kernel, self.pad = M, k, k // 2
+        self.taps = k * k // 2          # positions before the centre in raster order
+        height, width = hyper.shape[-2:]
+        self.latent_hw = (height, width)
+        self.y_hat = hyper.new_zeros(M, height + 2 * self.pad, width + 2 * self.pad)
+
+        weight = codec.context_prediction.masked_weight().reshape(2 * M, M, k * k)
+        self.context_weight = weight[:, :, :self.taps].reshape(2 * M, M * self.taps).contiguous()
+        self.context_bias = codec.context_prediction.bias
+
+        first, *rest = codec.entropy_parameters
+        self.hidden_from_hyper = F.conv2d(hyper, first.weight[:, :2 * M], first.bias)[0]
+        self.first_context_weight = first.weight[:, 2 * M:, 0, 0].contiguous()
+        self.rest = [self._on_vectors(layer) for layer in rest]
+        self.hyper_scales, self.hyper_means = hyper[0].chunk(2, 0)
+
+    @staticmethod
+    def _on_vectors(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A layer of the entropy-parameters network applied to one position's vector: 1x1
+        convolutions become matrix-vector products, activations apply as they are."""
+        if isinstance(layer, nn.Conv2d):
+            weight, bias = layer.weight[:, :, 0, 0].contiguous(), layer.bias
+            return lambda h: torch.addmv(bias, weight, h)
+        return layer
+
+    def params(self, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Quantised scales and means (M values each) of position (i, j)."""
+        k, M = self.kernel, self.M
+        causal = self.y_hat[:, i:i + k, j:j + k].reshape(M, k * k)[:, :self.taps].reshape(-1)
+        context = torch.addmv(self.context_bias, self.context_weight, causal)
+        h = torch.addmv(self.hidden_from_hyper[:, i, j], self.first_context_weight, context)
+        for layer in self.rest:
+            h = layer(h)
+        scales = quantise_params(self.hyper_scales[:, i, j] + h[:M])
+        means = quantise_params(self.hyper_means[:, i, j] + h[M:])
+        return scales, means
+
+    def write(self, i: int, j: int, values: torch.Tensor) -> None:
+        self.y_hat[:, i + self.pad, j + self.pad] = values
+
+    def latent(self) -> torch.Tensor:
+        p = self.pad
+        return self.y_hat[None, :, p:p + self.latent_hw[0], p:p + self.latent_hw[1]].clone()
+
+
+class AutoregressiveMeanScale(_ContextHyperprior):
+    """Joint autoregressive and hierarchical prior (Minnen, Ballé, Toderici, "Joint
+    Autoregressive and Hierarchical Priors for Learned Image Compression", NeurIPS 2018),
+    mean-scale Gaussian.
+
+    A 5x5 masked convolution (mask A: rows above and the left part of the current row)
+    gives the context of every position from the latents decoded before it in raster order.
+    Training is parallel: the context sees y with uniform noise, as in the paper (the
+    decoder's values, rounded around means that depend on this very context, exist only
+    serially). Coding is serial, one position (all M channels) at a time, in raster order,
+    with one rANS stream; decoding therefore takes H*W small steps.
+
+    Strings: [y, z]; y holds positions in raster order, channels 0..M-1 within a position.
+    """
+
+    def __init__(self, M: int, N: int) -> None:
+        super().__init__(M, N)
+        self.context_prediction = MaskedConv2d(M, 2 * M, 5, mask_type="A")
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        hyper, z_likelihoods = self._hyperprior(y)
+        context_input = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+        scales, means = self._params(hyper, self.context_prediction(context_input))
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means)
+        y_hat = ste_round(y - means) + means
+        return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
+
+    @torch.no_grad()
+    @single_threaded
+    def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
+        self._check_latent_size(y)
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
+        scan = _RasterScan(self, self.h_s(z_hat))
+        tables = _CdfRows(self.gaussian_conditional)
+        symbols, indexes = [], []
+        for i in range(y.shape[-2]):
+            for j in range(y.shape[-1]):
+                scales, means = scan.params(i, j)
+                q = torch.round(y[0, :, i, j] - means)
+                scan.write(i, j, q + means)         # exactly what the decoder reconstructs
+                symbols.append(q)
+                indexes.append(scale_indexes(self.gaussian_conditional, scales))
+        # One call for the whole stream; the decoder reads it back position by position.
+        y_string = self.gaussian_conditional.entropy_coder._encoder.encode_with_indexes(
+            torch.stack(symbols).int().flatten().tolist(), torch.stack(indexes).flatten().tolist(),
+            tables.cdfs, tables.lengths, tables.offsets)
+        return [y_string, z_string], scan.latent()
+
+    @torch.no_grad()
+    @single_threaded
+    def decompress(self, strings: list[bytes], latent_hw: tuple[int, int]) -> torch.Tensor:
+        if len(strings) != 2:
+            raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
+        y_string, z_string = strings
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
+        scan = _RasterScan(self, self.h_s(z_hat))
+        tables = _CdfRows(self.gaussian_conditional)
+        # The (guarded, see mmcodec.bitstream.rans_guard) decoder of this entropy model.
+        decoder = self.gaussian_conditional.entropy_coder._decoder
+        decoder.set_stream(y_string)
+        height, width = scan.latent_hw
+        for i in range(height):
+            for j in range(width):
+                scales, means = scan.params(i, j)
+                local, cdfs, lengths, offsets = tables.subset(scale_indexes(self.gaussian_conditional, scales).tolist())
+                symbols = decoder.decode_stream(local, cdfs, lengths, offsets)
+                scan.write(i, j, torch.tensor(symbols, dtype=means.dtype, device=means.device) + means)
+        return scan.latent()
+
+
+LATENT_CONTEXTS = ("hyperprior", "checkerboard", "autoregressive")
+
+
+def build_latent_codec(context: str, M: int, N: int) -> nn.Module:
+    """The single-modality latent codec for a spatial-context name (a model constructor kwarg)."""
+    codecs = {"hyperprior": MeanScaleHyperprior, "checkerboard": CheckerboardMeanScale,
+              "autoregressive": AutoregressiveMeanScale}
+    if context not in codecs:
+        raise ValueError(f"context must be one of {', '.join(LATENT_CONTEXTS)}, not {context!r}")
+    return codecs[context](M, N)
 
 
 def split_channels(channels: int, parts: int) -> list[int]:

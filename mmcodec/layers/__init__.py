@@ -1,6 +1,7 @@
 """Shared building blocks, one place for all models.
 
-- conv: convolutions, GDN analysis/synthesis stacks, hyper transforms, residual blocks
+- conv: convolutions, GDN analysis/synthesis stacks, hyper transforms, residual blocks,
+  masked (causal) convolutions for autoregressive context models
 - window_attention: Swin-style windowed multi-head cross-attention (shifted windows,
   relative position bias) and a patch-embedded wrapper for conv feature maps
 - agent_attention: agent attention (linear-cost, cross-modal queries vs keys/values) and a
@@ -10,12 +11,12 @@
   spatial attention and structure-prior fusion
 Paper modules (mmcodec.models.lu2022, .ccem, .rgbd_tcm) import blocks from here.
 """
-from mmcodec.layers.conv import (ResidualBlock, analysis_transform, conv, deconv, hyper_analysis,
+from mmcodec.layers.conv import (MaskedConv2d, ResidualBlock, analysis_transform, conv, deconv, hyper_analysis,
                                  hyper_synthesis_mean_scale, ste_round, synthesis_transform)
 from mmcodec.layers.window_attention import (PatchCrossAttention, SwinCrossAttentionBlock,
                                              WindowCrossAttention, window_merge, window_partition)
 
-__all__ = ["ResidualBlock", "analysis_transform", "conv", "deconv", "hyper_analysis",
+__all__ = ["MaskedConv2d", "ResidualBlock", "analysis_transform", "conv", "deconv", "hyper_analysis",
            "hyper_synthesis_mean_scale", "ste_round", "synthesis_transform"]
 __all__ += ["PatchCrossAttention", "SwinCrossAttentionBlock", "WindowCrossAttention", "window_merge",
             "window_partition"]

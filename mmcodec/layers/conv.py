@@ -56,6 +56,32 @@ class ResidualBlock(nn.Module):
         return self.body(x) + self.skip(x)
 
 
+class MaskedConv2d(nn.Conv2d):
+    """Causal convolution for autoregressive context models (van den Oord et al. 2016).
+
+    The kernel only sees positions before the centre in raster order: full rows above,
+    and the left part of the centre row. Mask "A" also hides the centre itself (a latent
+    must not see its own value), mask "B" lets it through.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 5, mask_type: str = "A") -> None:
+        super().__init__(in_ch, out_ch, kernel_size, padding=kernel_size // 2)
+        if mask_type not in ("A", "B"):
+            raise ValueError(f"mask type must be 'A' or 'B', not {mask_type!r}")
+        mask = torch.zeros(kernel_size, kernel_size)
+        centre = kernel_size // 2
+        mask[:centre] = 1
+        mask[centre, :centre + (mask_type == "B")] = 1
+        # Derived from the shape: not stored with the weights.
+        self.register_buffer("mask", mask, persistent=False)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.masked_weight(), self.bias)
+
+
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round with a straight-through gradient."""
     return (torch.round(x) - x).detach() + x
