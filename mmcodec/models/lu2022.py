@@ -36,10 +36,18 @@ conditioned on the *decoded* reference:
   current size when padding makes them differ by a few pixels. The `.mmc` Codec currently
   insists on equal pair sizes, so 2:1 pairs work through the model API only.
 
-Entropy model of the current modality: the mean-scale hyperprior (the "fast context").
-TODO: the paper's serial autoregressive context (Minnen 2018) -- `context="autoregressive"`
-is reserved but not implemented (it is very slow on CPU; it needs a context-model latent
-codec in mmcodec.latent_codecs).
+Entropy models: the paper codes both modalities with Minnen et al. 2018 (hyperprior +
+serial autoregressive context). `context` sets the current modality's latent codec and
+`reference_context` the reference codec's (mmcodec.latent_codecs): "hyperprior" (no
+spatial context, the default), "checkerboard" (He et al. 2021: two parallel passes, the
+fast context) or "autoregressive" (Minnen 2018, for fidelity: serial, one step per latent
+position, slow on a CPU). Paper fidelity is `context="autoregressive",
+reference_context="autoregressive"`. The reference's context is separate and defaults to
+"hyperprior" so that the reference stays exactly the separate baseline it is warm-started
+from (and usually frozen with); to give it a context, train a separate baseline with the
+same `context` first. The context codecs keep the hyperprior's parameter names and start
+as the plain hyperprior (their context network's last layer is zero), so a separate
+"hyperprior" checkpoint warm-starts every shared tensor of either codec.
 
 Sizes: the CPU preset (N=64, M=96) matches the separate baseline; the paper uses N=192
 (`PRESETS["paper"]`). Cost is dominated by the full-resolution alignment features
@@ -56,7 +64,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmcodec.errors import BitstreamError
-from mmcodec.latent_codecs import MeanScaleHyperprior
+from mmcodec.latent_codecs import LATENT_CONTEXTS, build_latent_codec
 from mmcodec.layers import PatchCrossAttention, analysis_transform, conv, deconv, synthesis_transform
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import GainUnits, SingleModalityCodec
@@ -156,7 +164,7 @@ class ConditionalCodec(nn.Module):
     """
 
     def __init__(self, in_ch: int, ref_ch: int, ref_N: int, N: int, M: int, num_rates: int, ca: str, sa: str,
-                 align_ch: int, sa_dim: int, window: int, heads: int, ratio: int) -> None:
+                 align_ch: int, sa_dim: int, window: int, heads: int, ratio: int, context: str = "hyperprior") -> None:
         super().__init__()
         self.ca, self.sa, self.align_ch = ca, sa, align_ch
         self.downsampling = 16 // ratio
@@ -175,7 +183,7 @@ class ConditionalCodec(nn.Module):
             self.g_a[0] = conv(enc_in, N, 5, 1)
             self.g_s[6] = deconv(N, dec_out, 5, 1)
         self.gains = GainUnits(num_rates, M)
-        self.latent_codec = MeanScaleHyperprior(M, N)
+        self.latent_codec = build_latent_codec(context, M, N)
 
         enc_stages, dec_stages = SA_PLACEMENTS[sa]
 
@@ -305,13 +313,17 @@ class Lu2022(PairModel):
         align_ch: channels of the alignment features (64 in the paper).
         ratio: reference resolution / current resolution (1, or 2 for visible at twice IR).
         reference_widths: [N, M] of the reference codec if it differs from the current one.
-        context: "hyperprior" (only option implemented; "autoregressive" is a TODO).
+        context: spatial context of the current modality's entropy model: "hyperprior",
+            "checkerboard" or "autoregressive" (see module docstring).
+        reference_context: the same for the reference codec (a `SingleModalityCodec`,
+            default "hyperprior" like the separate baseline it is warm-started from).
     """
 
     def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), reference: str = "rgb", N: int = 64,
                  M: int = 96, num_rates: int = 4, ca: str = "ca", sa: str = "3", window: int = 4,
                  heads: int = 3, sa_dim: int = 48, align_ch: int = 64, ratio: int = 1,
-                 reference_widths: list[int] | None = None, context: str = "hyperprior") -> None:
+                 reference_widths: list[int] | None = None, context: str = "hyperprior",
+                 reference_context: str = "hyperprior") -> None:
         super().__init__()
         self.modalities = tuple(modalities)
         if len(self.modalities) != 2 or reference not in self.modalities:
@@ -324,16 +336,18 @@ class Lu2022(PairModel):
             raise ValueError("ratio must be 1 (same size) or 2 (reference at twice the resolution)")
         if ratio == 2 and CHANNELS[reference] != 3:
             raise ValueError("ratio 2 needs the visible (higher-resolution) image as the reference")
-        if context != "hyperprior":
-            raise NotImplementedError("only the hyperprior context is implemented (autoregressive: TODO)")
+        for name, value in (("context", context), ("reference_context", reference_context)):
+            if value not in LATENT_CONTEXTS:
+                raise ValueError(f"{name} must be one of {', '.join(LATENT_CONTEXTS)}, not {value!r}")
         self.reference = reference
         self.current = next(m for m in self.modalities if m != reference)
         self.channels = {m: CHANNELS[m] for m in self.modalities}
         self.num_rates, self.ratio = num_rates, ratio
         ref_N, ref_M = reference_widths or (N, M)
-        ref_codec = SingleModalityCodec(self.channels[reference], ref_N, ref_M, num_rates=num_rates)
+        ref_codec = SingleModalityCodec(self.channels[reference], ref_N, ref_M, num_rates=num_rates,
+                                        context=reference_context)
         cur_codec = ConditionalCodec(self.channels[self.current], self.channels[reference], ref_N, N, M, num_rates,
-                                     ca, sa, align_ch, sa_dim, window, heads, ratio)
+                                     ca, sa, align_ch, sa_dim, window, heads, ratio, context=context)
         self.codecs = nn.ModuleDict({reference: ref_codec, self.current: cur_codec})
 
     def _reference_decode(self, y_hat: torch.Tensor, rate: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -1,6 +1,8 @@
 """Separate coding: one single-modality codec per modality, two independent streams.
 
-The reference every joint model must beat.
+The reference every joint model must beat. `context` ("hyperprior", "checkerboard",
+"autoregressive") is the spatial context of every modality's latent codec (see
+mmcodec.models.single).
 """
 from __future__ import annotations
 
@@ -15,14 +17,15 @@ CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 class SeparateCoding(PairModel):
     def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), N: int = 64, M: int = 96,
-                 num_rates: int = 5, widths: dict[str, list[int]] | None = None) -> None:
+                 num_rates: int = 5, widths: dict[str, list[int]] | None = None,
+                 context: str = "hyperprior") -> None:
         super().__init__()
         self.modalities = tuple(modalities)
         self.channels = {m: CHANNELS[m] for m in self.modalities}
         self.num_rates = num_rates
         widths = widths or {}
         self.codecs = nn.ModuleDict({
-            m: SingleModalityCodec(self.channels[m], *widths.get(m, (N, M)), num_rates=num_rates)
+            m: SingleModalityCodec(self.channels[m], *widths.get(m, (N, M)), num_rates=num_rates, context=context)
             for m in self.modalities})
 
     def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:

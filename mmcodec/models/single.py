@@ -5,6 +5,12 @@ Ballé/Minnen analysis and synthesis transforms, a mean-scale hyperprior, and ga
 (Cui et al., "Asymmetric Gained Deep Image Compression", CVPR 2021): y is scaled by a
 learned per-channel gain for the chosen rate before quantisation and by an inverse gain
 after, so one network serves every rate point.
+
+`context` picks the latent codec's spatial context (mmcodec.latent_codecs):
+"hyperprior" (none, the shipped models), "checkerboard" (He et al. 2021, two parallel
+passes) or "autoregressive" (Minnen et al. 2018, serial: slow to code on a CPU). The
+context codecs keep the hyperprior's parameter names and start as the plain hyperprior,
+so a "hyperprior" checkpoint warm-starts them.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import math
 import torch
 import torch.nn as nn
 
-from mmcodec.latent_codecs import MeanScaleHyperprior
+from mmcodec.latent_codecs import build_latent_codec
 from mmcodec.layers import analysis_transform, synthesis_transform
 
 
@@ -35,17 +41,19 @@ class GainUnits(nn.Module):
 
 
 class SingleModalityCodec(nn.Module):
-    """g_a -> gain -> hyperprior latent codec -> inverse gain -> g_s."""
+    """g_a -> gain -> latent codec (hyperprior, optionally with a spatial context) ->
+    inverse gain -> g_s."""
 
     downsampling = 16
 
-    def __init__(self, in_ch: int = 3, N: int = 64, M: int = 96, num_rates: int = 5) -> None:
+    def __init__(self, in_ch: int = 3, N: int = 64, M: int = 96, num_rates: int = 5,
+                 context: str = "hyperprior") -> None:
         super().__init__()
-        self.in_ch, self.M = in_ch, M
+        self.in_ch, self.M, self.context = in_ch, M, context
         self.g_a = analysis_transform(in_ch, N, M)
         self.g_s = synthesis_transform(M, N, in_ch)
         self.gains = GainUnits(num_rates, M)
-        self.latent_codec = MeanScaleHyperprior(M, N)
+        self.latent_codec = build_latent_codec(context, M, N)
 
     def forward(self, x: torch.Tensor, rate: torch.Tensor) -> dict:
         y = self.gains.scale(self.g_a(x), rate)
