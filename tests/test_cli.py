@@ -82,3 +82,14 @@ def test_bad_inputs_exit_2_with_one_line(cli, synthetic_pair_dir, tmp_path):
         assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "Traceback" not in r.stderr
     assert not any(p.suffix == ".mmc" or ".tmp" in p.name for p in tmp_path.iterdir())
+
+
+def test_config_overrides_of_optional_fields_get_their_types() -> None:
+    from mmcodec.train.config import load_config
+
+    cfg = load_config(None, ["eval_limit=3", "budget_cpu_minutes=2.5", "init_from=runs/x/checkpoint.pt",
+                             "eval_split=none"])
+    assert cfg.eval_limit == 3 and isinstance(cfg.eval_limit, int)
+    assert cfg.budget_cpu_minutes == 2.5
+    assert cfg.init_from == "runs/x/checkpoint.pt"
+    assert cfg.eval_split is None

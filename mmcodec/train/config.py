@@ -64,8 +64,14 @@ def _coerce(value: str, current: Any) -> Any:
         return float(value)
     if isinstance(current, (list, dict)) or value[:1] in "[{":
         return json.loads(value)
-    if current is None and value.lower() in ("none", "null"):
-        return None
+    if current is None:
+        # Optional fields default to None: infer the type from the text (numbers, JSON, strings).
+        if value.lower() in ("none", "null"):
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
     return value
 
 
