@@ -52,7 +52,9 @@ Sizes: the CPU preset (N=64, M=96) matches the separate baseline; the paper uses
 (align_ch channels at every pixel): with align_ch=64 a 640x480 pair needs about 6x the MACs
 of separate coding; `align_ch=32` roughly halves that.
 
-Not here: the paper's optional joint objective L_v + w|L_i - L_i*| (a trainer-level loss).
+The paper's optional joint objective L_v + w|L_i - L_i*| (reference unfrozen, the current
+modality's loss held near that of the frozen pretrained model) is a trainer option:
+`"joint_objective": {"weight": 5.0}` (mmcodec.train.config, configs/ir-vi-lu2022-joint.json).
 """
 from __future__ import annotations
 
