@@ -103,8 +103,8 @@ def _compress_one(codec, paths: dict[str, Path], out: Path) -> dict[str, Any]:
     images = {m: load_modality(m, p) for m, p in paths.items()}
     blob = codec.compress_images(images)
     _atomic_write(out, blob)
-    h, w = next(iter(images.values())).height, next(iter(images.values())).width
-    return {"output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / (h * w)}
+    pixels = max(im.height * im.width for im in images.values())  # as Container.info
+    return {"output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
 
 
 def cmd_compress(args: argparse.Namespace) -> int:

@@ -72,6 +72,34 @@ class Codec:
     def modalities(self) -> tuple[str, ...]:
         return self.model.modalities
 
+    def padded_size(self, modality: str, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) the model codes an image of `modality` at (each modality has its own
+        padding multiple, e.g. 64 for the visible and 32 for the infrared of a 2:1 model)."""
+        return _padded(height, width, self.model.padding_multiple(modality))
+
+    def geometry_mismatch(self, sizes: dict[str, tuple[int, int]]) -> str | None:
+        """Why the (H, W) of each modality do not fit the model's pair geometry, or None.
+
+        A modality with `size_ratio` r must have r times the size of the ratio-1 modalities
+        on each side, give or take r - 1 pixels (|side - r * base side| < r): the base image
+        is the high-resolution one divided by r and rounded either way. Same-size models
+        (r = 1 everywhere) need equal sizes; a 2:1 model takes infrared 47x35 with visible
+        94x70, 93x69 or 95x71 (and 93x71, 95x70, ...).
+        """
+        ratios = {m: self.model.size_ratio(m) for m in sizes}
+        base = next(m for m in sizes if ratios[m] == 1)
+        bh, bw = sizes[base]
+        for m, (h, w) in sizes.items():
+            r = ratios[m]
+            if abs(h - r * bh) < r and abs(w - r * bw) < r:
+                continue
+            if all(v == 1 for v in ratios.values()):
+                return (f"pair sizes differ: {base} is {bw}x{bh}, {m} is {w}x{h} "
+                        "(the images of a pair must be aligned and the same size)")
+            return (f"pair sizes do not fit model {self.name}: {m} must be {r}x the {base} size "
+                    f"(±{r - 1} pixel per side), {r * bw}x{r * bh} for {base} {bw}x{bh}; got {m} {w}x{h}")
+        return None
+
     # -- encoding -------------------------------------------------------------------------
     def compress(self, rgb: ImageSource | None = None, ir: ImageSource | None = None,
                  depth: ImageSource | None = None, quality: int | None = None) -> bytes:
@@ -105,16 +133,13 @@ class Codec:
                                     f"({MAX_DIM} pixels per side, {MAX_PIXELS} pixels)")
             if not np.isfinite(im.data).all():
                 raise BadInputError(f"{m} image contains NaN or infinite values")
-        first, *rest = self.modalities
-        for m in rest:
-            if sizes[m] != sizes[first]:
-                (h0, w0), (h1, w1) = sizes[first], sizes[m]
-                raise BadInputError(f"pair sizes differ: {first} is {w0}x{h0}, {m} is {w1}x{h1} "
-                                    "(the images of a pair must be aligned and the same size)")
+        mismatch = self.geometry_mismatch({m: sizes[m] for m in self.modalities})
+        if mismatch is not None:
+            raise BadInputError(mismatch)
         x = {}
         for m, im in images.items():
             t = torch.from_numpy(im.data)[None].to(self.device)
-            ph, pw = _padded(im.height, im.width, self.model.multiple)
+            ph, pw = self.padded_size(m, im.height, im.width)
             # Replicate padding costs fewer bits than zeros at the border.
             x[m] = F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
         with _bit_exact_threads():
@@ -142,11 +167,15 @@ class Codec:
         infos = {i.name: i for i in c.modalities}
         if set(infos) != set(self.modalities):
             raise BitstreamError(f"corrupted header: modalities {sorted(infos)} do not match model {self.name}")
-        if len({(i.height, i.width) for i in c.modalities}) != 1:  # the encoder codes aligned pairs only
-            raise BitstreamError("corrupted header: the images of the pair differ in size")
+        # The encoder writes only pairs that fit the model's geometry; a header that does not
+        # is damaged (and could make the model work for minutes on a huge claimed size).
+        if self.geometry_mismatch({m: (infos[m].height, infos[m].width) for m in self.modalities}):
+            if all(self.model.size_ratio(m) == 1 for m in self.modalities):
+                raise BitstreamError("corrupted header: the images of the pair differ in size")
+            raise BitstreamError(f"corrupted header: the image sizes do not fit the pair geometry of {self.name}")
         if only is not None and only not in infos:
             raise BadInputError(f"--only {only}: the stream holds {', '.join(infos)}")
-        sizes = {m: _padded(i.height, i.width, self.model.multiple) for m, i in infos.items()}
+        sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
         try:
             with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads():
                 x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only)

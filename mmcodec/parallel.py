@@ -47,9 +47,8 @@ def compress_pair(codec: Any, stem: str, paths: dict[str, Path], out: Path) -> d
     images = {m: load_modality(m, p) for m, p in paths.items()}
     blob = codec.compress_images(images)
     atomic_write(Path(out), blob)
-    first = next(iter(images.values()))
-    return {"stem": stem, "output": str(out), "bytes": len(blob),
-            "pair_bpp": 8.0 * len(blob) / (first.height * first.width)}
+    pixels = max(im.height * im.width for im in images.values())  # as Container.info
+    return {"stem": stem, "output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
 
 
 def _init_worker(model_name: str, quality: int, model_path: str | None) -> None:

@@ -68,8 +68,10 @@ class Container:
         return {m: sum(len(p) for p in parts) for m, parts in self.streams.items()}
 
     def info(self, total_bytes: int) -> dict[str, Any]:
-        """Summary for `mmcodec info`: sizes, bytes per stream and bits per pixel."""
-        pixels = self.modalities[0].height * self.modalities[0].width
+        """Summary for `mmcodec info`: sizes, bytes per stream and bits per pixel (of each
+        modality over its own pixels; of the pair over the largest image's pixels, which are
+        every image's pixels for a same-size pair)."""
+        pixels = max(m.height * m.width for m in self.modalities)
         sizes = self.stream_bytes()
         return {
             "model": self.model, "weights": self.weights, "quality": self.quality,

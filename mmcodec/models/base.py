@@ -1,7 +1,9 @@
 """The pair-model interface every mmcodec model implements.
 
 Inputs and outputs are dicts keyed by modality name ("rgb", "ir", "depth"); tensors are
-(B, C, H, W) in [0, 1], H and W multiples of `PairModel.multiple`. A model codes all rate
+(B, C, H, W) in [0, 1], H and W multiples of `PairModel.padding_multiple(modality)`
+(`multiple`, 64, unless the model says otherwise). The modalities of a pair have the same
+size unless the model declares another geometry (`size_ratio`). A model codes all rate
 points with one set of weights: `rate` selects a gain vector (variable-rate coding, Cui et
 al. 2021) and training samples a rate per image.
 """
@@ -63,6 +65,17 @@ class PairModel(CompressionModel):
         """`sizes` are the padded (H, W) of each modality. With `only`, decode that modality
         reading no more streams than `requires(only)`."""
         raise NotImplementedError
+
+    def size_ratio(self, modality: str) -> int:
+        """Linear resolution of `modality` relative to the pair's lowest-resolution modality:
+        1 for every modality of a same-size model; Lu2022(ratio=2) answers 2 for its visible
+        reference and 1 for the infrared. `mmcodec.codec.Codec` checks input pairs against it."""
+        return 1
+
+    def padding_multiple(self, modality: str) -> int:
+        """Each side of `modality`'s image is padded to a multiple of this (its codec's total
+        downsampling, hyper-latent included)."""
+        return self.multiple
 
     def requires(self, only: str) -> set[str]:
         """Modalities whose streams must be decoded to reconstruct `only`."""

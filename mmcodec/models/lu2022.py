@@ -33,8 +33,14 @@ conditioned on the *decoded* reference:
   convolution and last deconvolution of the current codec have stride 1 (8x latent), the
   reference feature encoder has stride 2, so the reference decoder's stage-j features have
   the current decoder's stage-j size. Reference features are cropped/replicate-padded to the
-  current size when padding makes them differ by a few pixels. The `.mmc` Codec currently
-  insists on equal pair sizes, so 2:1 pairs work through the model API only.
+  current size when padding makes them differ by a few pixels. Through the `.mmc` Codec
+  (`size_ratio`, `padding_multiple`): the visible image must be 2x the infrared size per
+  side, or one pixel more or less (odd visible sizes, downsampled by floor or ceil); the
+  visible image is padded to a multiple of 64, the infrared to a multiple of 32 (8x latent,
+  4x hyper-latent). The padded visible image is then exactly twice the padded infrared
+  image, or larger by 64 pixels on a side when visible = 2 x infrared + 1 and the infrared
+  size is a multiple of 32; `fit_to` crops the reference features at the bottom/right then,
+  so they stay aligned with the infrared pixels (both images start at the top-left).
 
 Entropy models: the paper codes both modalities with Minnen et al. 2018 (hyperprior +
 serial autoregressive context). `context` sets the current modality's latent codec and
@@ -54,7 +60,9 @@ Sizes: the CPU preset (N=64, M=96) matches the separate baseline; the paper uses
 (align_ch channels at every pixel): with align_ch=64 a 640x480 pair needs about 6x the MACs
 of separate coding; `align_ch=32` roughly halves that.
 
-Not here: the paper's optional joint objective L_v + w|L_i - L_i*| (a trainer-level loss).
+The paper's optional joint objective L_v + w|L_i - L_i*| (reference unfrozen, the current
+modality's loss held near that of the frozen pretrained model) is a trainer option:
+`"joint_objective": {"weight": 5.0}` (mmcodec.train.config, configs/ir-vi-lu2022-joint.json).
 """
 from __future__ import annotations
 
@@ -394,6 +402,13 @@ class Lu2022(PairModel):
 
     def requires(self, only: str) -> set[str]:
         return {self.reference} if only == self.reference else set(self.modalities)
+
+    def size_ratio(self, modality: str) -> int:
+        return self.ratio if modality == self.reference else 1
+
+    def padding_multiple(self, modality: str) -> int:
+        # The current codec downsamples `ratio` times less (stride-1 first conv at ratio 2).
+        return self.multiple if modality == self.reference else self.multiple // self.ratio
 
     def stage_parameters(self, stage: str) -> list[torch.nn.Parameter]:
         """"current": only the conditional codec trains (the reference stays as loaded)."""

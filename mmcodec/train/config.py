@@ -1,12 +1,32 @@
-"""Training configuration: a JSON file plus `key=value` overrides from the command line."""
+"""Training configuration: a JSON file plus `key=value` overrides from the command line.
+
+`joint_objective` (Lu et al. CVPR 2022, optional joint fine-tuning): `{"weight": w}` (w = 5
+in the paper, the default when "weight" is left out) replaces the RD loss by
+
+    L = L_v + w * |L_i - L_i*|
+
+with L_v = R_v + lambda*D_v the reference (visible) modality's loss, L_i the current
+(infrared) modality's loss (R with side information), and L_i* the current modality's loss
+under a frozen copy of the model as it was at the start of this run (after `init_from`;
+kept in the checkpoint, so a resumed run compares with the same copy). The reference codec
+trains for itself while the infrared loss is held near its pretrained value. Only for
+models with a reference/current split (lu2022) whose reference codec is not frozen.
+L_i* is computed like L_i, for a like-for-like difference: a training-mode forward of the
+frozen copy (additive quantisation noise for the rates) under no_grad, on the same batch and
+rates with the same noise samples (the random state is replayed), so L_i - L_i* measures
+only how the weights moved. Losses are batch means; the log gets their components.
+"""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from mmcodec.errors import BadInputError
+
+JOINT_OBJECTIVE_WEIGHT = 5.0   # w in Lu et al.'s L_v + w|L_i - L_i*|
 
 
 @dataclass
@@ -39,6 +59,7 @@ class TrainConfig:
     init_map: dict[str, str] = field(default_factory=dict)   # key prefix renames for warm starts
     freeze: list[str] = field(default_factory=list)          # parameter-name prefixes kept fixed
     stage: str = "joint"                         # passed to model.stage_parameters
+    joint_objective: dict[str, float] | None = None  # {"weight": 5.0}: Lu et al.'s L_v + w|L_i - L_i*|
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
     # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
@@ -53,6 +74,24 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def validate(self) -> None:
+        """Refuse malformed option values with a one-line BadInputError (the model-dependent
+        checks of `joint_objective` are made by the trainer once the model is built)."""
+        if self.joint_objective is not None:
+            if not isinstance(self.joint_objective, dict) or set(self.joint_objective) - {"weight"}:
+                raise BadInputError(f"joint_objective must be {{\"weight\": w}}, got {self.joint_objective!r}")
+            weight = self.joint_objective.get("weight", JOINT_OBJECTIVE_WEIGHT)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                    or weight <= 0:
+                raise BadInputError(f"joint_objective weight must be a positive number, got {weight!r}")
+
+    @property
+    def joint_objective_weight(self) -> float | None:
+        """w of the joint objective, or None when it is off."""
+        if self.joint_objective is None:
+            return None
+        return float(self.joint_objective.get("weight", JOINT_OBJECTIVE_WEIGHT))
 
 
 def _coerce(value: str, current: Any) -> Any:
@@ -102,4 +141,5 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> TrainCo
             setattr(cfg, k, _coerce(v, getattr(cfg, k)))
         except ValueError as exc:
             raise BadInputError(f"bad value for {k}: {exc}") from None
+    cfg.validate()
     return cfg

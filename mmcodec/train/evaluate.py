@@ -32,11 +32,10 @@ def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int]
         acc: dict[str, list[float]] = {}
         for ims in images:
             blob, recon = codec.encode(ims, q)
-            c = unpack(blob)
-            pixels = c.modalities[0].height * c.modalities[0].width
-            acc.setdefault("pair_bpp", []).append(8.0 * len(blob) / pixels)
-            for m, nbytes in c.stream_bytes().items():
-                acc.setdefault(f"bpp_{m}", []).append(8.0 * nbytes / pixels)
+            info = unpack(blob).info(len(blob))  # bpp of each image over its own pixels
+            acc.setdefault("pair_bpp", []).append(info["pair_bpp"])
+            for m, bpp in info["bpp"].items():
+                acc.setdefault(f"bpp_{m}", []).append(bpp)
                 acc.setdefault(f"psnr_{m}", []).append(psnr(ims[m].to_integer(), recon[m]))
             bar.update(1)
         rows.append({"quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}, "images": len(images)})

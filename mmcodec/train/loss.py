@@ -12,20 +12,50 @@ def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> tor
     return total / (-math.log(2) * num_pixels)
 
 
+def modality_rd(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor, modality: str,
+                modality_weight: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One modality's per-sample (loss, bpp, mse): loss = bpp + weight * lambda * 255^2 * mse."""
+    target = x[modality]
+    num_pixels = target.shape[-2] * target.shape[-1]
+    mse = (out["x_hat"][modality] - target).pow(2).flatten(1).mean(1)
+    likelihoods = out["likelihoods"].get(modality)
+    bpp = bits_per_pixel(likelihoods, num_pixels) if likelihoods else torch.zeros_like(mse)
+    weight = (modality_weight or {}).get(modality, 1.0)
+    return bpp + weight * lam * 255 ** 2 * mse, bpp, mse
+
+
 def rd_loss(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
             modality_weight: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
     """`lam` holds one lambda per sample. Returns the loss and per-modality bpp/MSE means."""
-    modality_weight = modality_weight or {}
     terms: dict[str, torch.Tensor] = {}
     loss = torch.zeros((), device=lam.device)
-    for m, target in x.items():
-        num_pixels = target.shape[-2] * target.shape[-1]
-        mse = (out["x_hat"][m] - target).pow(2).flatten(1).mean(1)
-        bpp = bits_per_pixel(out["likelihoods"][m], num_pixels) if m in out["likelihoods"] else torch.zeros_like(mse)
-        loss = loss + (bpp + modality_weight.get(m, 1.0) * lam * 255 ** 2 * mse).mean()
+    for m in x:
+        sample_loss, bpp, mse = modality_rd(out, x, lam, m, modality_weight)
+        loss = loss + sample_loss.mean()
         terms[f"bpp_{m}"] = bpp.mean().detach()
         terms[f"mse_{m}"] = mse.mean().detach()
     terms["loss"] = loss
+    return terms
+
+
+def joint_objective_loss(out: dict, frozen_out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
+                         reference: str, current: str, weight: float,
+                         modality_weight: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Lu et al.'s joint objective L_v + weight * |L_i - L_i*| (batch means).
+
+    L_v: the reference modality's RD loss; L_i: the current modality's, from `out`; L_i*:
+    the current modality's from `frozen_out`, the frozen pretrained model's forward on the
+    same batch. Returns the terms of `rd_loss` (bpp/MSE of the trained model) with this
+    loss, plus its components for the log.
+    """
+    terms = rd_loss(out, x, lam, modality_weight)    # bpp/MSE for the log; its "loss" is replaced
+    loss_reference = modality_rd(out, x, lam, reference, modality_weight)[0].mean()
+    loss_current = modality_rd(out, x, lam, current, modality_weight)[0].mean()
+    loss_current_frozen = modality_rd(frozen_out, x, lam, current, modality_weight)[0].mean().detach()
+    gap = (loss_current - loss_current_frozen).abs()
+    terms.update(loss=loss_reference + weight * gap, loss_reference=loss_reference.detach(),
+                 loss_current=loss_current.detach(), loss_current_frozen=loss_current_frozen,
+                 current_gap=gap.detach())
     return terms
 
 

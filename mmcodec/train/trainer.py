@@ -4,15 +4,20 @@ One loop serves every architecture: the model's forward gives reconstructions an
 likelihoods per modality, the loss sums R + lambda*D over modalities with a lambda drawn
 per sample from the model's rate ladder. Checkpoints (fp32 weights + optimiser state) let a
 run resume exactly; at the end the model is exported as an installed model (fp16).
+With `joint_objective` (Lu et al.), the loss is L_v + w|L_i - L_i*| instead, L_i* from a
+frozen copy of the model as loaded (see mmcodec.train.config).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import json
 import math
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,9 @@ from mmcodec.errors import BadInputError
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
-from mmcodec.train.loss import psnr_from_mse, rd_loss
+from mmcodec.train.loss import joint_objective_loss, psnr_from_mse, rd_loss
+
+JOINT_LOG_COLUMNS = ("loss_reference", "loss_current", "loss_current_frozen", "current_gap")
 
 
 def training_records(split: str):
@@ -84,7 +91,43 @@ def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) 
     return copied
 
 
+def frozen_pretrained_copy(model: torch.nn.Module, cfg: TrainConfig, params: list[torch.nn.Parameter],
+                           saved_state: dict[str, torch.Tensor] | None) -> torch.nn.Module:
+    """The frozen model whose current-modality loss L_i* the joint objective compares with:
+    a copy of `model` as loaded, or on resume the copy saved in the checkpoint (a checkpoint
+    without one, i.e. the joint objective switched on when resuming, starts the joint phase
+    from the resumed weights)."""
+    reference, current = getattr(model, "reference", None), getattr(model, "current", None)
+    if reference is None or current is None or not hasattr(model, "codecs"):
+        raise BadInputError(f"joint_objective needs a model that codes a current modality conditioned on a "
+                            f"reference one (lu2022); {cfg.arch} has no reference/current split")
+    trainable = {id(p) for p in params}
+    if not any(id(p) in trainable for p in model.codecs[reference].parameters()):
+        raise BadInputError(f"joint_objective trains the reference codec, but codecs.{reference} is frozen "
+                            f"(freeze {cfg.freeze}, stage {cfg.stage!r})")
+    frozen = copy.deepcopy(model)
+    if saved_state is not None:
+        frozen.load_state_dict(saved_state)
+    frozen.requires_grad_(False)
+    # Training mode, as the model it is compared with: additive noise for the rate terms.
+    return frozen.train()
+
+
+@contextlib.contextmanager
+def replayed_random_state(cpu_state: torch.Tensor, cuda_state: torch.Tensor | None,
+                          device: torch.device) -> Iterator[None]:
+    """Run a block with the random state captured before the training forward (the same
+    quantisation noise), then restore the state as it was: the training stream of random
+    numbers does not depend on whether the block ran."""
+    with torch.random.fork_rng(devices=[device] if cuda_state is not None else []):
+        torch.set_rng_state(cpu_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)
+        yield
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    cfg.validate()
     ddp = setup_distributed(cfg.device)  # torchrun: one replica per process; alone: a no-op
     progress = progress and ddp.is_main
     torch.set_num_threads(cfg.threads)
@@ -120,6 +163,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     params = [p for n, p in model.named_parameters()
               if p.requires_grad and not n.endswith(".quantiles") and id(p) in stage_params]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    joint_weight = cfg.joint_objective_weight
+    frozen_model = None
+    if joint_weight is not None:
+        frozen_model = frozen_pretrained_copy(model, cfg, params,
+                                              state.get("joint_frozen_model") if state is not None else None)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     if state is not None:
@@ -141,7 +189,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     log = csv.writer(log_fh)
     if new_log:
         log.writerow(["step", "lr", "loss", *[f"bpp_{m}" for m in cfg.modalities],
-                      *[f"psnr_{m}" for m in cfg.modalities], "cpu_seconds", "wall_seconds"])
+                      *[f"psnr_{m}" for m in cfg.modalities], "cpu_seconds", "wall_seconds",
+                      *(JOINT_LOG_COLUMNS if frozen_model is not None else ())])
     gen = torch.Generator().manual_seed(ddp.seed(cfg.seed + step))
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", disable=not progress)
@@ -154,10 +203,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
     def save_checkpoint() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                    "step": step, "cpu_seconds": cpu_now[0],
-                    "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
-                    "config": cfg.to_json()}, tmp)
+        checkpoint = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
+                      "step": step, "cpu_seconds": cpu_now[0],
+                      "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
+                      "config": cfg.to_json()}
+        if frozen_model is not None:  # a resumed joint run must compare with the same pretrained model
+            checkpoint["joint_frozen_model"] = frozen_model.state_dict()
+        torch.save(checkpoint, tmp)
         os.replace(tmp, ckpt_path)
 
     def budget_used() -> float | None:
@@ -170,8 +222,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             g["lr"] = lr_at(step, cfg, segment_start, budget_used())
         x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
         rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
-        out_fw = net(x, rate)
-        terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
+        if frozen_model is None:
+            out_fw = net(x, rate)
+            terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
+        else:
+            cpu_rng = torch.get_rng_state()
+            cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+            out_fw = net(x, rate)
+            with torch.no_grad(), replayed_random_state(cpu_rng, cuda_rng, device):
+                frozen_out = frozen_model(x, rate)
+            terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
+                                         joint_weight, cfg.modality_weight)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if cfg.clip > 0:
@@ -193,7 +254,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             log.writerow([step, f"{opt.param_groups[0]['lr']:.3g}", f"{avg['loss']:.4f}",
                           *[f"{avg[f'bpp_{m}']:.4f}" for m in cfg.modalities],
                           *[f"{psnr_from_mse(avg[f'mse_{m}']):.2f}" for m in cfg.modalities],
-                          f"{cpu_now[0]:.0f}", f"{wall_seconds + time.time() - wall0:.0f}"])
+                          f"{cpu_now[0]:.0f}", f"{wall_seconds + time.time() - wall0:.0f}",
+                          *(f"{avg[k]:.4f}" for k in (JOINT_LOG_COLUMNS if frozen_model is not None else ()))])
             log_fh.flush()
             bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
         bar.update(1)
@@ -209,6 +271,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
               "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
               "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
               "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+    if joint_weight is not None:
+        budget["joint_objective"] = {"weight": joint_weight}
     if ddp.enabled:
         hashes = ddp.replica_hashes(model)
         if len(set(hashes)) != 1:
