@@ -19,6 +19,9 @@ import math
 import numpy as np
 
 PSNR_CAP = 150.0
+# Rows per band when summing errors: float64 temporaries of a few MB even for 12-MP images.
+# An even count keeps the 2x2 chroma blocks of YUV 4:2:0 inside one band.
+_BAND_ROWS = 256
 MSSSIM_SCALES = 5
 DEFAULT_WIN = 11
 
@@ -32,11 +35,16 @@ def peak_of(arr: np.ndarray) -> int:
     return 65535 if arr.dtype == np.uint16 else 255
 
 
+def _squared_error(ref: np.ndarray, test: np.ndarray) -> float:
+    d = ref.astype(np.float64) - test.astype(np.float64)
+    return float(np.sum(d * d))
+
+
 def mse(ref: np.ndarray, test: np.ndarray) -> float:
     if ref.shape != test.shape:
         raise ValueError(f"shape mismatch: reference {ref.shape}, decoded {test.shape}")
-    d = ref.astype(np.float64) - test.astype(np.float64)
-    return float(np.mean(d * d))
+    total = sum(_squared_error(ref[r:r + _BAND_ROWS], test[r:r + _BAND_ROWS]) for r in range(0, ref.shape[0], _BAND_ROWS))
+    return total / ref.size
 
 
 def psnr_from_mse(err: float, peak: float) -> float:
@@ -65,10 +73,16 @@ def subsample_420(plane: np.ndarray) -> np.ndarray:
 
 def yuv420_psnr(ref_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, float]:
     """PSNR of Y, U (Cb), V (Cr) in 4:2:0 and their (6Y + U + V) / 8 weighting."""
-    a, b = rgb_to_ycbcr(ref_rgb), rgb_to_ycbcr(test_rgb)
-    py = psnr_from_mse(mse(a[..., 0], b[..., 0]), 255)
-    pu = psnr_from_mse(mse(subsample_420(a[..., 1]), subsample_420(b[..., 1])), 255)
-    pv = psnr_from_mse(mse(subsample_420(a[..., 2]), subsample_420(b[..., 2])), 255)
+    if ref_rgb.shape != test_rgb.shape:
+        raise ValueError(f"shape mismatch: reference {ref_rgb.shape}, decoded {test_rgb.shape}")
+    errors, counts = np.zeros(3), np.zeros(3)
+    for r in range(0, ref_rgb.shape[0], _BAND_ROWS):
+        a, b = rgb_to_ycbcr(ref_rgb[r:r + _BAND_ROWS]), rgb_to_ycbcr(test_rgb[r:r + _BAND_ROWS])
+        planes = [(a[..., 0], b[..., 0])] + [(subsample_420(a[..., c]), subsample_420(b[..., c])) for c in (1, 2)]
+        for c, (pa, pb) in enumerate(planes):
+            errors[c] += _squared_error(pa, pb)
+            counts[c] += pa.size
+    py, pu, pv = (psnr_from_mse(errors[c] / counts[c], 255) for c in range(3))
     return {"psnr-y": py, "psnr-u420": pu, "psnr-v420": pv, "psnr-yuv420": (6 * py + pu + pv) / 8}
 
 
@@ -95,7 +109,7 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float
         return None, None
 
     def tensor(a: np.ndarray) -> "torch.Tensor":
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).float()
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # integers: exact in float32
         return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None])
 
     with torch.no_grad():
