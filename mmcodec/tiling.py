@@ -26,6 +26,7 @@ halos would cost more than their content.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -166,11 +167,11 @@ def check_tile_option(tile: int | None) -> int | None:
     of LATENT_STRIDE from MIN_TILE to MAX_TILE."""
     if tile is None:
         return None
-    if isinstance(tile, bool) or not isinstance(tile, int) or \
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or \
             tile != 0 and not (MIN_TILE <= tile <= MAX_TILE and tile % LATENT_STRIDE == 0):
         raise BadInputError(f"tile must be 0 (whole image) or a multiple of {LATENT_STRIDE} from {MIN_TILE} "
                             f"to {MAX_TILE} pixels, got {tile!r}")
-    return tile
+    return int(tile)
 
 
 def plan_tiling(model: nn.Module, tile: int | None, padded_hw: tuple[int, int], name: str = "this model"

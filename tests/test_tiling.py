@@ -194,6 +194,10 @@ def test_bad_tile_options_are_one_line_errors(codec_env, tile):
     assert "\n" not in str(err.value)
 
 
+def test_numpy_integer_tile_is_accepted(codec_env):
+    assert mmcodec.load("ir-vi/tiling", tile=np.int64(512)).tile == 512
+
+
 def test_cli_tile_option(codec_env, tmp_path, capsys):
     from PIL import Image
     for m, a in pair(96, 200).items():
@@ -221,3 +225,17 @@ def test_banded_integer_conversion_matches_the_direct_formula():
     assert np.array_equal(denormalise(data, 8, 3, (0, 255)), direct)
     grey = denormalise(data, 16, 1, (100, 40000))
     assert grey.shape == (600, 70) and np.array_equal(grey, np.rint(np.clip(data[0], 0, 1) * 39900 + 100))
+
+
+def test_banded_ms_ssim_equals_the_whole_image_computation(monkeypatch):
+    import mmcodec.bench.metrics as M
+    rng = np.random.default_rng(1)
+    for shape in [(300, 260, 3), (283, 301)]:
+        ref = rng.integers(0, 256, shape, dtype=np.uint8)
+        test = np.clip(ref.astype(int) + rng.integers(-20, 21, shape), 0, 255).astype(np.uint8)
+        whole, win = M.ms_ssim(ref, test, 255)
+        with monkeypatch.context() as patch:  # force bands of a few rows
+            patch.setattr(M, "_MSSSIM_WHOLE_VALUES", 0)
+            patch.setattr(M, "_MSSSIM_BAND_VALUES", 5000)
+            banded, banded_win = M.ms_ssim(ref, test, 255)
+        assert banded_win == win and banded == pytest.approx(whole, abs=1e-6) and whole < 0.999
