@@ -59,6 +59,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}\n"
             f"  images: {mods}\n  streams: {streams}; side info {info['side_bytes']} B\n"
             f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
+    if info["tiling"]:
+        text += (f"\n  tiled synthesis: tiles of up to {info['tiling']['tile_pixels']} px, "
+                 f"halo {info['tiling']['halo_pixels']} px (format version {info['format_version']})")
     _emit(args, info, text)
     return 0
 
@@ -111,7 +114,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     import mmcodec
     from tqdm import tqdm
     jobs, kind = _pair_jobs(args)
-    codec = mmcodec.load(args.model, quality=args.quality, pair=kind)
+    codec = mmcodec.load(args.model, quality=args.quality, pair=kind, tile=args.tile)
     if set(codec.modalities) != set(_folder_names(codec.modalities)) or \
             ("ir" in codec.modalities) != (kind == "ir-vi"):
         from mmcodec.errors import BadInputError
@@ -122,7 +125,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     skipped = len(jobs) - len(todo)
     if folder_mode and args.workers > 1 and len(todo) > 1:
         from mmcodec.parallel import compress_parallel
-        results = compress_parallel(codec.name, codec.quality, todo, args.workers, progress=not args.json)
+        results = compress_parallel(codec.name, codec.quality, todo, args.workers, progress=not args.json,
+                                    tile=codec.tile)
     else:
         for stem, paths, out in tqdm(todo, desc="compress", unit="pair", disable=not folder_mode or args.json):
             r = _compress_one(codec, paths, out)
@@ -261,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--split", help="folder mode: file listing the stems to code")
     sp.add_argument("--workers", type=int, default=1, help="folder mode: parallel worker processes")
     sp.add_argument("--shard", help="folder mode: code only shard i of n (i/n), for job arrays")
+    sp.add_argument("--tile", type=int, help="code in tiles of this many pixels (a multiple of 16, e.g. 512) to "
+                    "bound memory; 0 = whole image; default: tiles of 1024 above 2 megapixels")
     sp.set_defaults(func=cmd_compress)
 
     sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images")

@@ -3,6 +3,9 @@
     codec = mmcodec.load("ir-vi/separate", quality=3)
     blob = codec.compress(rgb="vi.png", ir="ir.png")     # paths or uint8/uint16 arrays
     images = codec.decompress(blob)                        # {"rgb": HxWx3 uint8, "ir": HxW ...}
+
+Big images are coded tile by tile (mmcodec/tiling.py): automatically above a size threshold,
+or as asked with `load(..., tile=512)`; `tile=0` codes whole images.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_b
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
 from mmcodec.models.registry import InstalledModel, find_model
+from mmcodec.tiling import check_tile_option, plan_tiling
 
 ImageSource = str | os.PathLike | np.ndarray | ModalityImage
 
@@ -53,7 +57,7 @@ class Codec:
     """An installed pair model at one quality, ready to code pairs."""
 
     def __init__(self, installed: InstalledModel, quality: int | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", tile: int | None = None) -> None:
         self.installed = installed
         self.device = torch.device(device)
         # Corrupted streams must raise, not crash the process inside the C++ rANS decoder.
@@ -63,6 +67,11 @@ class Codec:
         if self.quality not in qualities:
             raise BadInputError(f"quality {self.quality} not available for {installed.name}; "
                                 f"choose {qualities[0]}..{qualities[-1]}")
+        # Tile size in pixels for encoding: None = automatic, 0 = whole image (mmcodec.tiling).
+        self.tile = check_tile_option(tile)
+        if self.tile and not self.model.supports_tiling:
+            raise BadInputError(f"model {self.name} (architecture {installed.arch}) codes whole images only; "
+                                "use tile 0")
 
     @property
     def name(self) -> str:
@@ -141,16 +150,19 @@ class Codec:
             t = torch.from_numpy(im.data)[None].to(self.device)
             ph, pw = self.padded_size(m, im.height, im.width)
             # Replicate padding costs fewer bits than zeros at the border.
-            x[m] = F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
+            x[m] = t if (ph, pw) == (im.height, im.width) else \
+                F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
+        largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
+        tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
         with _bit_exact_threads():
-            out = self.model.compress(x, quality - 1)
+            out = self.model.compress(x, quality - 1, **({"tiling": tiling} if tiling else {}))
         infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
             recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
                                     _recon_crc(recon[m]), im.holes))
-        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side))
+        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling))
         return blob, recon
 
     # -- decoding -------------------------------------------------------------------------
@@ -175,10 +187,13 @@ class Codec:
             raise BitstreamError(f"corrupted header: the image sizes do not fit the pair geometry of {self.name}")
         if only is not None and only not in infos:
             raise BadInputError(f"--only {only}: the stream holds {', '.join(infos)}")
+        if c.tiling is not None and not self.model.supports_tiling:
+            raise BitstreamError(f"corrupted header: the stream is tiled, model {self.name} codes whole images only")
         sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
         try:
             with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads():
-                x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only)
+                x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
+                                              **({"tiling": c.tiling} if c.tiling else {}))
         except MMCodecError:
             raise
         except Exception as exc:  # a corrupted payload can make the model fail anywhere
@@ -200,10 +215,11 @@ class Codec:
 
 
 def load(name: str | None = None, quality: int | None = None, pair: str = "ir-vi",
-         device: str | torch.device = "cpu") -> Codec:
-    """Load an installed model by name (or the default of `pair`) at `quality`."""
+         device: str | torch.device = "cpu", tile: int | None = None) -> Codec:
+    """Load an installed model by name (or the default of `pair`) at `quality`. `tile`: encode
+    in tiles of that many pixels (a multiple of 16), 0 = whole images, None = automatic."""
     installed = find_model(name, pair)
-    return Codec(installed, quality, device)
+    return Codec(installed, quality, device, tile)
 
 
 def read_container(path_or_bytes: str | os.PathLike | bytes) -> tuple[Container, int]:

@@ -51,14 +51,14 @@ def compress_pair(codec: Any, stem: str, paths: dict[str, Path], out: Path) -> d
     return {"stem": stem, "output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
 
 
-def _init_worker(model_name: str, quality: int, model_path: str | None) -> None:
+def _init_worker(model_name: str, quality: int, model_path: str | None, tile: int | None) -> None:
     global _worker_codec
     import torch
     torch.set_num_threads(1)  # the codec runs its model single-threaded anyway (bit-exact results)
     if model_path is not None:
         os.environ["MMCODEC_MODEL_PATH"] = model_path
     import mmcodec
-    _worker_codec = mmcodec.load(model_name, quality=quality)
+    _worker_codec = mmcodec.load(model_name, quality=quality, tile=tile)
 
 
 def _run_job(job: Job) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def compress_parallel(model_name: str, quality: int, jobs: list[Job], workers: int,
-                      progress: bool = True) -> list[dict[str, Any]]:
+                      progress: bool = True, tile: int | None = None) -> list[dict[str, Any]]:
     """Code every job with `workers` processes; results in job order.
 
     The first failing pair stops the run (pending pairs are cancelled, pairs already coded
@@ -93,7 +93,7 @@ def compress_parallel(model_name: str, quality: int, jobs: list[Job], workers: i
     ctx = _context()
     results: dict[int, dict[str, Any]] = {}
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(model_name, quality, os.environ.get("MMCODEC_MODEL_PATH"))) as pool:
+                             initargs=(model_name, quality, os.environ.get("MMCODEC_MODEL_PATH"), tile)) as pool:
         futures: dict[Future, int] = {pool.submit(_run_job, job): i for i, job in enumerate(jobs)}
         with tqdm(total=len(jobs), desc="compress", unit="pair", disable=not progress) as bar:
             pending = set(futures)

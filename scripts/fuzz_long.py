@@ -69,6 +69,9 @@ def build_corpus(models: list[str]) -> list[bytes]:
                                         quality=q))
         blobs.append(codec.compress(**{"rgb": _smooth(70, 64, 3, i + 2),
                                        second: _smooth(70, 64, 1, i + 3, bits=16)}))
+        # a tiled stream (format version 2): 2 x 2 tiles of 64 px
+        blobs.append(mmcodec.load(name, tile=64).compress(**{"rgb": _smooth(120, 100, 3, i + 4),
+                                                             second: _smooth(120, 100, 1, i + 5)}))
     return blobs
 
 

@@ -22,10 +22,11 @@ import torch
 from PIL import Image
 
 import mmcodec
-from mmcodec.bitstream import pack, unpack
+from mmcodec.bitstream import FORMAT_VERSION, pack, unpack
 from mmcodec.cli import main
 from mmcodec.data.images import ModalityImage
 from mmcodec.errors import BadInputError, BitstreamError, ModelMismatchError
+from mmcodec.tiling import Tiling
 
 from conftest import smooth_image
 
@@ -117,7 +118,7 @@ def _payload_bit(c: Ctx) -> list:
 
 def _newer_version(c: Ctx) -> list:
     body = bytearray(c.blob[:-4])
-    body[4:6] = struct.pack(">H", 2)
+    body[4:6] = struct.pack(">H", FORMAT_VERSION + 1)
     return c.decompress(_with_crc(bytes(body)))
 
 
@@ -174,6 +175,10 @@ CLI_CASES = {
     "--only a modality the stream lacks": (lambda c: c.decompress(c.blob, "--only", "depth"), "--only depth"),
     "output path not writable (compress)": (_not_writable, "cannot write"),
     "output path not writable (decompress)": (_decode_not_writable, "cannot write"),
+    "tile size not a multiple of 16": (lambda c: c.compress(c.vi, c.ir, "--tile", "100"),
+                                       "tile must be 0 (whole image) or a multiple of 16 from 64 to 65536 pixels"),
+    "tiling fields out of range (valid CRC)": (lambda c: c.decompress(_restamped(c.blob, tiling=Tiling(1, 0))),
+                                               "corrupted header: tile 1, halo 0 latents out of range"),
 }
 
 

@@ -7,6 +7,7 @@ import pytest
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
 from mmcodec.bitstream.container import MAGIC
 from mmcodec.errors import BitstreamError
+from mmcodec.tiling import Tiling
 
 
 def sample() -> Container:
@@ -65,3 +66,50 @@ def test_crc_covers_the_payload():
     body = bytes(blob[:-4])
     assert unpack(body + struct.pack(">I", zlib.crc32(body))).streams != sample().streams
     assert MAGIC == b"\x89MMC"
+
+
+# -- tiling (format version 2) ---------------------------------------------------------------
+def test_untiled_streams_keep_the_version_1_bytes():
+    """Whole-image streams are written exactly as before tiling existed (version 1, readable by
+    older mmcodec): this CRC is that of the same container packed by the version-1 writer."""
+    blob = pack(sample())
+    assert struct.unpack(">H", blob[4:6])[0] == 1 and len(blob) == 392
+    assert zlib.crc32(blob) == 0x0D843E50
+
+
+def test_tiling_round_trips_as_version_2():
+    c = sample()
+    c.tiling = Tiling(64, 2)
+    blob = pack(c)
+    assert struct.unpack(">H", blob[4:6])[0] == 2 and len(blob) == len(pack(sample())) + 3
+    d = unpack(blob)
+    assert d.tiling == Tiling(64, 2) and d.streams == c.streams and d.side == c.side
+    assert d.info(len(blob))["tiling"] == {"tile_pixels": 1024, "halo_pixels": 32}
+    assert d.info(len(blob))["format_version"] == 2 and unpack(pack(sample())).tiling is None
+
+
+@pytest.mark.parametrize("tiling", [Tiling(3, 0), Tiling(4097, 2), Tiling(8, 9), Tiling(64, 17)])
+def test_tiling_fields_out_of_range_are_refused(tiling):
+    c = sample()
+    c.tiling = tiling  # a well-formed file (valid CRC) with a tiling no encoder writes
+    with pytest.raises(BitstreamError, match=f"corrupted header: tile {tiling.tile}, halo {tiling.halo} latents"):
+        unpack(pack(c))
+
+
+def test_version_fields_must_match_the_header():
+    c = sample()
+    c.tiling = Tiling(64, 2)
+    v2 = bytearray(pack(c))
+    v2[4:6] = struct.pack(">H", 1)  # a version-2 header labelled version 1: 3 bytes left over
+    body = bytes(v2[:-4])
+    with pytest.raises(BitstreamError, match="unexpected trailing header bytes"):
+        unpack(body + struct.pack(">I", zlib.crc32(body)))
+    v1 = bytearray(pack(sample()))
+    v1[4:6] = struct.pack(">H", 2)  # a version-1 header labelled version 2: the tiling is missing
+    body = bytes(v1[:-4])
+    with pytest.raises(BitstreamError, match="corrupted header"):
+        unpack(body + struct.pack(">I", zlib.crc32(body)))
+    v1[4:6] = struct.pack(">H", 3)
+    body = bytes(v1[:-4])
+    with pytest.raises(BitstreamError, match="version 3: this mmcodec reads versions 1-2; upgrade mmcodec"):
+        unpack(body + struct.pack(">I", zlib.crc32(body)))

@@ -33,14 +33,17 @@ FUZZ = settings(max_examples=120, deadline=None, database=None, derandomize=True
 
 @pytest.fixture(scope="module")
 def corpus(tiny_model_dir):
-    """Valid streams (and what they decode to) from both tiny models, 8- and 16-bit."""
+    """Valid streams (and what they decode to) from both tiny models, 8- and 16-bit, whole and tiled."""
     mp = pytest.MonkeyPatch()
     mp.setenv("MMCODEC_MODEL_PATH", str(tiny_model_dir))
     ir_vi = mmcodec.load("ir-vi/tiny", quality=2)
     rgb_d = mmcodec.load("rgb-d/tiny", quality=1)
     blobs = [ir_vi.compress(rgb=smooth_image(64, 80, 3, 1), ir=smooth_image(64, 80, 1, 2)),
              ir_vi.compress(rgb=smooth_image(70, 64, 3, 3), ir=smooth_image(70, 64, 1, 4, dtype=np.uint16)),
-             rgb_d.compress(rgb=smooth_image(64, 64, 3, 5), depth=smooth_image(64, 64, 1, 6, dtype=np.uint16))]
+             rgb_d.compress(rgb=smooth_image(64, 64, 3, 5), depth=smooth_image(64, 64, 1, 6, dtype=np.uint16)),
+             # tiled (format version 2): 2 x 2 tiles of 64 px
+             mmcodec.load("ir-vi/tiny", quality=1, tile=64).compress(rgb=smooth_image(120, 100, 3, 7),
+                                                                      ir=smooth_image(120, 100, 1, 8))]
     decoded = [mmcodec.decompress(b) for b in blobs]
     yield list(zip(blobs, decoded))
     mp.undo()
@@ -100,7 +103,7 @@ damage = st.one_of(
 
 
 @FUZZ
-@given(which=st.integers(0, 2), ops=st.lists(damage, min_size=1, max_size=4), fix_crc=st.booleans())
+@given(which=st.integers(0, 3), ops=st.lists(damage, min_size=1, max_size=4), fix_crc=st.booleans())
 def test_mutated_streams(corpus, which, ops, fix_crc):
     data = corpus[which][0]
     for op, pos, arg in ops:
@@ -109,7 +112,7 @@ def test_mutated_streams(corpus, which, ops, fix_crc):
 
 
 @FUZZ
-@given(which=st.integers(0, 2), cut=st.integers(0, 1 << 16), fix_crc=st.booleans())
+@given(which=st.integers(0, 3), cut=st.integers(0, 1 << 16), fix_crc=st.booleans())
 def test_truncated_streams(corpus, which, cut, fix_crc):
     data = corpus[which][0]
     data = data[:cut % len(data)]
@@ -117,7 +120,7 @@ def test_truncated_streams(corpus, which, cut, fix_crc):
 
 
 @FUZZ
-@given(a=st.integers(0, 2), b=st.integers(0, 2), i=st.integers(0, 1 << 16), j=st.integers(0, 1 << 16),
+@given(a=st.integers(0, 3), b=st.integers(0, 3), i=st.integers(0, 1 << 16), j=st.integers(0, 1 << 16),
        fix_crc=st.booleans())
 def test_spliced_streams(corpus, a, b, i, j, fix_crc):
     x, y = corpus[a][0], corpus[b][0]
@@ -126,15 +129,15 @@ def test_spliced_streams(corpus, a, b, i, j, fix_crc):
 
 
 @FUZZ
-@given(data=st.binary(max_size=600), magic=st.booleans(), fix_crc=st.booleans())
+@given(data=st.binary(max_size=600), magic=st.sampled_from([None, 1, 2]), fix_crc=st.booleans())
 def test_random_bytes(corpus, data, magic, fix_crc):
-    if magic:  # get past the first check
-        data = b"\x89MMC\x00\x01" + data
+    if magic:  # get past the first check: magic and a version this mmcodec reads
+        data = b"\x89MMC\x00" + bytes([magic]) + data
     check_decode(with_valid_crc(data) if fix_crc else data, corpus)
 
 
 @FUZZ
-@given(which=st.integers(0, 2), part=st.integers(0, 7), ops=st.lists(damage, min_size=1, max_size=3),
+@given(which=st.integers(0, 3), part=st.integers(0, 7), ops=st.lists(damage, min_size=1, max_size=3),
        height=st.sampled_from([None, 1, 17, 64, 200]), width=st.sampled_from([None, 1, 33, 64, 256]))
 def test_valid_container_with_damaged_payload_reaches_the_model(corpus, which, part, ops, height, width):
     """Well-formed containers (valid CRC, valid header) whose entropy-coded parts are damaged or

@@ -71,7 +71,10 @@ def measure_in_process(model_name: str, paths: dict[str, str], quality: int | No
         t2 = time.perf_counter()
         enc.append(t1 - t0)
         dec.append(t2 - t1)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # kilobytes on Linux
+    # ru_maxrss (kilobytes on Linux) comes from lazily updated, per-thread batched counters: it
+    # can trail an RSS read a moment earlier by a few hundred kB, so the peak includes those.
+    peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  rss_loaded / 1024, psutil.Process().memory_info().rss / 1024)
 
     model = codec.model
     first = next(iter(images.values()))

@@ -11,6 +11,8 @@ Conventions (also written into results.json under "metrics"):
   Data range: the peak for RGB and infrared; for depth, the reference image's own value range
   (max - min), because a 65535 range makes SSIM's stabilising constants swamp the signal.
 - Identical images have infinite PSNR; it is reported as PSNR_CAP dB so JSON stays valid.
+- Big images: errors are summed over bands of rows and MS-SSIM maps are computed on bands
+  above 8 M values, so metrics of a 12-megapixel image need a few hundred MB, not gigabytes.
 """
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ import math
 import numpy as np
 
 PSNR_CAP = 150.0
+# Rows per band when summing errors: float64 temporaries of a few MB even for 12-MP images.
+# An even count keeps the 2x2 chroma blocks of YUV 4:2:0 inside one band.
+_BAND_ROWS = 256
 MSSSIM_SCALES = 5
 DEFAULT_WIN = 11
 
@@ -32,11 +37,16 @@ def peak_of(arr: np.ndarray) -> int:
     return 65535 if arr.dtype == np.uint16 else 255
 
 
+def _squared_error(ref: np.ndarray, test: np.ndarray) -> float:
+    d = ref.astype(np.float64) - test.astype(np.float64)
+    return float(np.sum(d * d))
+
+
 def mse(ref: np.ndarray, test: np.ndarray) -> float:
     if ref.shape != test.shape:
         raise ValueError(f"shape mismatch: reference {ref.shape}, decoded {test.shape}")
-    d = ref.astype(np.float64) - test.astype(np.float64)
-    return float(np.mean(d * d))
+    total = sum(_squared_error(ref[r:r + _BAND_ROWS], test[r:r + _BAND_ROWS]) for r in range(0, ref.shape[0], _BAND_ROWS))
+    return total / ref.size
 
 
 def psnr_from_mse(err: float, peak: float) -> float:
@@ -65,10 +75,16 @@ def subsample_420(plane: np.ndarray) -> np.ndarray:
 
 def yuv420_psnr(ref_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, float]:
     """PSNR of Y, U (Cb), V (Cr) in 4:2:0 and their (6Y + U + V) / 8 weighting."""
-    a, b = rgb_to_ycbcr(ref_rgb), rgb_to_ycbcr(test_rgb)
-    py = psnr_from_mse(mse(a[..., 0], b[..., 0]), 255)
-    pu = psnr_from_mse(mse(subsample_420(a[..., 1]), subsample_420(b[..., 1])), 255)
-    pv = psnr_from_mse(mse(subsample_420(a[..., 2]), subsample_420(b[..., 2])), 255)
+    if ref_rgb.shape != test_rgb.shape:
+        raise ValueError(f"shape mismatch: reference {ref_rgb.shape}, decoded {test_rgb.shape}")
+    errors, counts = np.zeros(3), np.zeros(3)
+    for r in range(0, ref_rgb.shape[0], _BAND_ROWS):
+        a, b = rgb_to_ycbcr(ref_rgb[r:r + _BAND_ROWS]), rgb_to_ycbcr(test_rgb[r:r + _BAND_ROWS])
+        planes = [(a[..., 0], b[..., 0])] + [(subsample_420(a[..., c]), subsample_420(b[..., c])) for c in (1, 2)]
+        for c, (pa, pb) in enumerate(planes):
+            errors[c] += _squared_error(pa, pb)
+            counts[c] += pa.size
+    py, pu, pv = (psnr_from_mse(errors[c] / counts[c], 255) for c in range(3))
     return {"psnr-y": py, "psnr-u420": pu, "psnr-v420": pv, "psnr-yuv420": (6 * py + pu + pv) / 8}
 
 
@@ -86,6 +102,13 @@ def msssim_window(height: int, width: int) -> int | None:
     return win if win >= 3 else None
 
 
+# pytorch-msssim holds about 15 float copies of the image; above this many values (2.8 MP
+# RGB, 8 MP grey) the first scales are computed on bands of rows instead (_banded_ms_ssim).
+_MSSSIM_WHOLE_VALUES = 1 << 23
+_MSSSIM_BAND_VALUES = 1 << 21   # values per band
+_MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # pytorch-msssim's defaults
+
+
 def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float | None, int | None]:
     """MS-SSIM of two (H, W) or (H, W, C) images and the window size used (None if too small)."""
     import torch
@@ -95,12 +118,45 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float
         return None, None
 
     def tensor(a: np.ndarray) -> "torch.Tensor":
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).float()
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # integers: exact in float32
         return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None])
 
     with torch.no_grad():
-        value = float(_ms_ssim(tensor(ref), tensor(test), data_range=float(data_range), win_size=win))
+        if ref.size <= _MSSSIM_WHOLE_VALUES:
+            value = float(_ms_ssim(tensor(ref), tensor(test), data_range=float(data_range), win_size=win))
+        else:
+            value = _banded_ms_ssim(tensor(ref), tensor(test), float(data_range), win)
     return value, win
+
+
+def _banded_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", data_range: float, win_size: int) -> float:
+    """pytorch-msssim's MS-SSIM (5 scales, Gaussian window, sigma 1.5) with each scale's SSIM
+    and contrast maps computed over bands of rows: the same maps (a 'valid' filter sees the
+    same rows), their means combined per band, so only rounding differs (~1e-7)."""
+    import torch
+    import torch.nn.functional as F
+    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # pytorch-msssim 1.0 (pinned)
+    win = _fspecial_gauss_1d(win_size, 1.5).repeat([x.shape[1], 1, 1, 1])
+    contrast = []
+    for scale in range(len(_MSSSIM_WEIGHTS)):
+        out_rows = x.shape[2] - win_size + 1
+        band = max(1, _MSSSIM_BAND_VALUES // (x.shape[1] * x.shape[3]))
+        ssim_sum = torch.zeros(x.shape[1], dtype=torch.float64)
+        cs_sum = torch.zeros(x.shape[1], dtype=torch.float64)
+        for r in range(0, out_rows, band):
+            n = min(band, out_rows - r)
+            rows = slice(r, r + n + win_size - 1)
+            s, c = _ssim(x[:, :, rows], y[:, :, rows], data_range=data_range, win=win, size_average=False)
+            ssim_sum += s[0].double() * n
+            cs_sum += c[0].double() * n
+        ssim_per_channel, cs = (ssim_sum / out_rows).float(), (cs_sum / out_rows).float()
+        if scale < len(_MSSSIM_WEIGHTS) - 1:
+            contrast.append(torch.relu(cs))
+            padding = [side % 2 for side in x.shape[2:]]
+            x, y = F.avg_pool2d(x, 2, padding=padding), F.avg_pool2d(y, 2, padding=padding)
+    levels = torch.stack(contrast + [torch.relu(ssim_per_channel)])       # (scale, channel)
+    weights = torch.tensor(_MSSSIM_WEIGHTS)[:, None]
+    return float(torch.prod(levels ** weights, dim=0).mean())
 
 
 def msssim_db(value: float | None) -> float | None:

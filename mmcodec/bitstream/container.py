@@ -6,7 +6,8 @@ Layout (integers big-endian, `varint` = unsigned LEB128):
     version      u16       FORMAT_VERSION
     header_len   u16       length of the header that follows
     header       binary    model name, weights hash, quality, per-modality geometry,
-                           bit depth, value range, reconstruction CRC and stream part lengths
+                           bit depth, value range, reconstruction CRC and stream part lengths;
+                           version 2 adds the synthesis tiling (tile size, halo)
     payload      bytes     every stream part of every modality in header order, then side info
     crc32        u32       over everything before it
 
@@ -23,9 +24,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmcodec.errors import BitstreamError
+from mmcodec.tiling import MAX_HALO_LATENTS, MAX_TILE, MIN_TILE, LATENT_STRIDE, Tiling
 
 MAGIC = b"\x89MMC"
-FORMAT_VERSION = 1
+# A writer uses the lowest version that can describe its stream: whole-image streams stay
+# version 1 (readable by every mmcodec), tiled ones are version 2; the reader takes both.
+FORMAT_VERSION = 2          # newest version this mmcodec reads and writes
+UNTILED_VERSION = 1
+_TILING = struct.Struct(">HB")            # version 2: tile side (latents), halo (latents)
 _PREFIX = struct.Struct(">4sHH")
 _MODALITY = struct.Struct(">BIIBBBHHI")  # id, height, width, channels, bit depth, flags, lo, hi, recon crc
 FLAG_HOLES = 0x01                         # 0 = missing pixel (depth); see data.images.HOLE_FLOOR
@@ -63,6 +69,11 @@ class Container:
     modalities: list[StreamInfo]
     streams: dict[str, list[bytes]]   # modality -> its byte strings (latent, hyper-latent, ...)
     side: bytes = b""                 # model side information (e.g. Lu et al.'s gamma/beta)
+    tiling: Tiling | None = None      # how the synthesis is tiled; None = whole image
+
+    @property
+    def version(self) -> int:
+        return UNTILED_VERSION if self.tiling is None else FORMAT_VERSION
 
     def stream_bytes(self) -> dict[str, int]:
         return {m: sum(len(p) for p in parts) for m, parts in self.streams.items()}
@@ -75,7 +86,9 @@ class Container:
         sizes = self.stream_bytes()
         return {
             "model": self.model, "weights": self.weights, "quality": self.quality,
-            "format_version": FORMAT_VERSION,
+            "format_version": self.version,
+            "tiling": None if self.tiling is None else {"tile_pixels": self.tiling.tile_pixels,
+                                                        "halo_pixels": self.tiling.halo_pixels},
             "modalities": [m.to_json() for m in self.modalities],
             "stream_bytes": sizes, "side_bytes": len(self.side), "total_bytes": total_bytes,
             "overhead_bytes": total_bytes - sum(sizes.values()) - len(self.side),
@@ -128,7 +141,9 @@ def pack(c: Container) -> bytes:
                               FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1], m.recon_crc)
         hdr += bytes([len(parts)]) + b"".join(_varint(len(p)) for p in parts)
     hdr += _varint(len(c.side))
-    body = bytearray(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(hdr))) + hdr
+    if c.tiling is not None:  # version-2 fields follow every version-1 field
+        hdr += _TILING.pack(c.tiling.tile, c.tiling.halo)
+    body = bytearray(_PREFIX.pack(MAGIC, c.version, len(hdr))) + hdr
     for m in c.modalities:
         for part in c.streams.get(m.name, []):
             body += part
@@ -146,15 +161,15 @@ def unpack(data: bytes) -> Container:
     if len(data) < _PREFIX.size + 4:
         raise BitstreamError(f"truncated stream ({len(data)} bytes)")
     _, version, hlen = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if not UNTILED_VERSION <= version <= FORMAT_VERSION:
         raise BitstreamError(
-            f"unsupported format version {version}: this mmcodec reads version {FORMAT_VERSION}"
+            f"unsupported format version {version}: this mmcodec reads versions {UNTILED_VERSION}-{FORMAT_VERSION}"
             + ("; upgrade mmcodec" if version > FORMAT_VERSION else ""))
     if len(data) < _PREFIX.size + hlen + 4:
         raise BitstreamError(f"truncated stream ({len(data)} bytes, the header alone needs {_PREFIX.size + hlen + 4})")
     crc_ok = zlib.crc32(data[:-4]) & 0xFFFFFFFF == struct.unpack(">I", data[-4:])[0]
     try:
-        container, parts, side_len = _parse_header(data[_PREFIX.size:_PREFIX.size + hlen])
+        container, parts, side_len = _parse_header(data[_PREFIX.size:_PREFIX.size + hlen], version)
     except BitstreamError:
         if not crc_ok:
             raise BitstreamError("corrupted stream (CRC mismatch)") from None
@@ -175,7 +190,7 @@ def unpack(data: bytes) -> Container:
     return container
 
 
-def _parse_header(raw: bytes) -> tuple[Container, dict[str, list[int]], int]:
+def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[int]], int]:
     r = _Reader(raw)
     try:
         model = r.take(r.take(1)[0]).decode("utf-8")
@@ -206,6 +221,13 @@ def _parse_header(raw: bytes) -> tuple[Container, dict[str, list[int]], int]:
     side_len = r.varint()
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")
+    tiling = None
+    if version >= 2:
+        tile, halo = _TILING.unpack(r.take(_TILING.size))
+        # Bounds keep a crafted stream's decoding work near the whole image's (halo <= tile).
+        if not (MIN_TILE // LATENT_STRIDE <= tile <= MAX_TILE // LATENT_STRIDE and halo <= min(tile, MAX_HALO_LATENTS)):
+            raise BitstreamError(f"corrupted header: tile {tile}, halo {halo} latents out of range")
+        tiling = Tiling(tile, halo)
     if r.pos != len(raw):
         raise BitstreamError("corrupted header: unexpected trailing header bytes")
-    return Container(model, weights, quality, mods, {m.name: [] for m in mods}), parts, side_len
+    return Container(model, weights, quality, mods, {m.name: [] for m in mods}, tiling=tiling), parts, side_len

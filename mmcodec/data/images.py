@@ -106,8 +106,25 @@ class ModalityImage:
 HOLE_FLOOR = 0.1
 
 
+# Rows converted at a time: float temporaries stay a few MB even for 12-megapixel images.
+_BAND_ROWS = 256
+
+
 def denormalise(data: np.ndarray, bit_depth: int, channels: int,
                 value_range: tuple[int, int], holes: bool = False) -> np.ndarray:
+    """(C, H, W) floats in [0, 1] -> the integer image, (H, W) or (H, W, 3)."""
+    if channels == 1:
+        # A grey image coded by a 3-channel codec is written back from its first channel.
+        data = data[:1]
+    out = np.empty((data.shape[1], data.shape[2]) + ((3,) if channels == 3 else ()),
+                   np.uint16 if bit_depth == 16 else np.uint8)
+    for r0 in range(0, data.shape[1], _BAND_ROWS):
+        band = _denormalise_band(data[:, r0:r0 + _BAND_ROWS], value_range, holes).astype(out.dtype)
+        out[r0:r0 + _BAND_ROWS] = band[0] if channels == 1 else np.transpose(band, (1, 2, 0))
+    return out
+
+
+def _denormalise_band(data: np.ndarray, value_range: tuple[int, int], holes: bool) -> np.ndarray:
     lo, hi = value_range
     data = np.clip(data, 0.0, 1.0)
     if holes:
@@ -115,11 +132,7 @@ def denormalise(data: np.ndarray, bit_depth: int, channels: int,
         vals = np.where(data < HOLE_FLOOR / 2, 0.0, valid)
     else:
         vals = data * (hi - lo) + lo
-    out = np.rint(vals).astype(np.uint16 if bit_depth == 16 else np.uint8)
-    if channels == 1:
-        # A grey image coded by a 3-channel codec is written back from its first channel.
-        return out[0]
-    return np.transpose(out, (1, 2, 0))
+    return np.rint(vals)
 
 
 def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> ModalityImage:
@@ -161,7 +174,10 @@ def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> Modality
             plane = np.where(grey == 0, 0.0, HOLE_FLOOR + (1 - HOLE_FLOOR) * plane)
         data = np.repeat(plane[None], want, axis=0)
     else:
-        data = np.transpose(arr.astype(np.float32) / 255.0, (2, 0, 1))
+        # Channel by channel: one float plane of temporaries instead of three copies of the image.
+        data = np.empty((3, *arr.shape[:2]), np.float32)
+        for c in range(3):
+            np.divide(arr[..., c].astype(np.float32), 255.0, out=data[c])
     return ModalityImage(name, np.ascontiguousarray(data, dtype=np.float32), bit_depth, channels, value_range,
                          holes)
 

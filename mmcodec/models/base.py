@@ -41,6 +41,9 @@ class PairModel(CompressionModel):
     channels: dict[str, int] = {}
     num_rates: int = 1
     multiple: int = 64
+    # Models whose compress/decompress take `tiling=` (mmcodec.tiling); the others code whole
+    # images only.
+    supports_tiling: bool = False
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Load weights; CDF tables are derived data (rebuilt by `update()`), never loaded."""

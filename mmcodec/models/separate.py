@@ -11,11 +11,14 @@ import torch.nn as nn
 
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import SingleModalityCodec
+from mmcodec.tiling import Tiling, receptive_reach
 
 CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 
 class SeparateCoding(PairModel):
+    supports_tiling = True  # plain convolution transforms: see mmcodec.tiling
+
     def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), N: int = 64, M: int = 96,
                  num_rates: int = 5, widths: dict[str, list[int]] | None = None,
                  context: str = "hyperprior") -> None:
@@ -33,17 +36,21 @@ class SeparateCoding(PairModel):
         return {"x_hat": {m: o["x_hat"] for m, o in outs.items()},
                 "likelihoods": {m: o["likelihoods"] for m, o in outs.items()}}
 
+    def synthesis_halo(self) -> int:
+        """Latents of context a synthesis tile needs for its core to equal the whole image's."""
+        return max(receptive_reach(c.g_s)[1] for c in self.codecs.values())
+
     @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], rate: int) -> CompressedPair:
+    def compress(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None) -> CompressedPair:
         streams, x_hat = {}, {}
         for m in self.modalities:
-            streams[m], x_hat[m] = self.codecs[m].compress(x[m], rate)
+            streams[m], x_hat[m] = self.codecs[m].compress(x[m], rate, tiling)
         return CompressedPair(streams, x_hat)
 
     @torch.no_grad()
-    def decompress(self, streams, side, sizes, rate, only=None):
+    def decompress(self, streams, side, sizes, rate, only=None, tiling: Tiling | None = None):
         wanted = self.modalities if only is None else (only,)
-        return {m: self.codecs[m].decompress(streams[m], sizes[m], rate) for m in wanted}
+        return {m: self.codecs[m].decompress(streams[m], sizes[m], rate, tiling) for m in wanted}
 
     def requires(self, only: str) -> set[str]:
         return {only}

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from mmcodec.latent_codecs import build_latent_codec
 from mmcodec.layers import analysis_transform, synthesis_transform
+from mmcodec.tiling import Tiling, apply_analysis, apply_synthesis
 
 
 class GainUnits(nn.Module):
@@ -60,18 +61,20 @@ class SingleModalityCodec(nn.Module):
         y_hat, likelihoods = self.latent_codec(y)
         return {"x_hat": self.g_s(self.gains.unscale(y_hat, rate)), "likelihoods": likelihoods}
 
-    def compress(self, x: torch.Tensor, rate: int) -> tuple[list[bytes], torch.Tensor]:
+    def compress(self, x: torch.Tensor, rate: int, tiling: Tiling | None = None) -> tuple[list[bytes], torch.Tensor]:
+        """With `tiling`, the transforms run tile by tile (mmcodec.tiling); the streams stay whole."""
         r = torch.tensor([rate], device=x.device)
-        y = self.gains.scale(self.g_a(x), r)
+        y = self.gains.scale(apply_analysis(self.g_a, x, tiling), r)
         strings, y_hat = self.latent_codec.compress(y)
-        x_hat = self.g_s(self.gains.unscale(y_hat, r)).clamp_(0, 1)
+        x_hat = apply_synthesis(self.g_s, self.gains.unscale(y_hat, r), tiling).clamp_(0, 1)
         return strings, x_hat
 
-    def decompress(self, strings: list[bytes], hw: tuple[int, int], rate: int) -> torch.Tensor:
+    def decompress(self, strings: list[bytes], hw: tuple[int, int], rate: int,
+                   tiling: Tiling | None = None) -> torch.Tensor:
         latent_hw = (hw[0] // self.downsampling, hw[1] // self.downsampling)
         y_hat = self.latent_codec.decompress(strings, latent_hw)
         r = torch.tensor([rate], device=y_hat.device)
-        return self.g_s(self.gains.unscale(y_hat, r)).clamp_(0, 1)
+        return apply_synthesis(self.g_s, self.gains.unscale(y_hat, r), tiling).clamp_(0, 1)
 
 
 def count_parameters(module: nn.Module) -> int:
