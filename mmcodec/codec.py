@@ -24,6 +24,7 @@ from mmcodec.bitstream import Container, StreamInfo, pack, unpack
 from mmcodec.bitstream.container import MAX_DIM, MAX_PIXELS
 from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_bound
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
+from mmcodec.latent_codecs import entropy_parameter_path, has_exact_entropy_parameters
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
 from mmcodec.models.registry import InstalledModel, find_model
 from mmcodec.tiling import check_tile_option, plan_tiling
@@ -55,6 +56,11 @@ def _padded(h: int, w: int, multiple: int) -> tuple[int, int]:
 
 class Codec:
     """An installed pair model at one quality, ready to code pairs."""
+
+    # Encode with the integer entropy-parameter path wherever the model has one (format
+    # versions 3 and 4). False writes the float-path streams of earlier mmcodec (versions 1
+    # and 2): for comparisons and tests.
+    exact_entropy_parameters: bool = True
 
     def __init__(self, installed: InstalledModel, quality: int | None = None,
                  device: str | torch.device = "cpu", tile: int | None = None) -> None:
@@ -154,7 +160,8 @@ class Codec:
                 F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
         largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
         tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
-        with _bit_exact_threads():
+        exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)
+        with _bit_exact_threads(), entropy_parameter_path(self.model, exact):
             out = self.model.compress(x, quality - 1, **({"tiling": tiling} if tiling else {}))
         infos, recon = [], {}
         for m in self.modalities:
@@ -162,7 +169,8 @@ class Codec:
             recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
                                     _recon_crc(recon[m]), im.holes))
-        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling))
+        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling,
+                              exact_params=exact))
         return blob, recon
 
     # -- decoding -------------------------------------------------------------------------
@@ -189,9 +197,13 @@ class Codec:
             raise BadInputError(f"--only {only}: the stream holds {', '.join(infos)}")
         if c.tiling is not None and not self.model.supports_tiling:
             raise BitstreamError(f"corrupted header: the stream is tiled, model {self.name} codes whole images only")
+        if c.exact_params and not has_exact_entropy_parameters(self.model):
+            raise BitstreamError(f"corrupted header: format version {c.version} (integer entropy parameters) "
+                                 f"for model {self.name}, which has none")
         sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
         try:
-            with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads():
+            with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads(), \
+                    entropy_parameter_path(self.model, c.exact_params):
                 x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
                                               **({"tiling": c.tiling} if c.tiling else {}))
         except MMCodecError:

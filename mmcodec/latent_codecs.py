@@ -28,8 +28,9 @@ rounding, enough to move some parameters across the 1/256 grid.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
@@ -40,6 +41,7 @@ from compressai.models.base import get_scale_table
 
 from mmcodec.layers import MaskedConv2d, hyper_analysis, hyper_synthesis_mean_scale, ste_round
 from mmcodec.layers import AgentFusionBlock, LiteTransformer
+from mmcodec.layers.integer import IntegerNetwork, integer_scale_indexes
 
 
 _Method = TypeVar("_Method", bound=Callable)
@@ -66,6 +68,27 @@ def quantise_params(t: torch.Tensor, step: float = 1.0 / 256) -> torch.Tensor:
     """Snap entropy parameters to a grid so tiny float differences between runs rarely move
     a value across a CDF-table boundary (see docs/bitstream.md, determinism)."""
     return torch.round(t / step) * step
+
+
+def has_exact_entropy_parameters(model: nn.Module) -> bool:
+    """Whether any latent codec of `model` can compute its entropy parameters with integer
+    arithmetic (`MeanScaleHyperprior`); its streams are then format version 3 or 4."""
+    return any(hasattr(m, "exact_entropy_parameters") for m in model.modules())
+
+
+@contextlib.contextmanager
+def entropy_parameter_path(model: nn.Module, exact: bool) -> Iterator[None]:
+    """Code with the integer (exact=True) or the float entropy-parameter path in every latent
+    codec of `model` that has both; restore the previous setting afterwards."""
+    codecs = [m for m in model.modules() if hasattr(m, "exact_entropy_parameters")]
+    before = [m.exact_entropy_parameters for m in codecs]
+    for m in codecs:
+        m.exact_entropy_parameters = exact
+    try:
+        yield
+    finally:
+        for m, b in zip(codecs, before):
+            m.exact_entropy_parameters = b
 
 
 def code_hyper_latent(entropy_bottleneck: EntropyBottleneck, z: torch.Tensor) -> tuple[bytes, torch.Tensor]:
@@ -96,6 +119,11 @@ class MeanScaleHyperprior(nn.Module):
         self.h_s = hyper_synthesis_mean_scale(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
+        # Coding path of the entropy parameters (training always uses the float h_s):
+        # integer h_s (True) or float h_s + quantise_params (streams of format versions 1, 2).
+        self.exact_entropy_parameters = True
+        self._integer_h_s: IntegerNetwork | None = None   # cache of integer_h_s(), not a submodule
+        self._integer_h_s_key: tuple = ()
 
     def _params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self.h_s(z_hat).chunk(2, 1)
@@ -114,8 +142,7 @@ class MeanScaleHyperprior(nn.Module):
     @torch.no_grad()
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
         z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
-        scales, means = self._quantised_params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        indexes, means = self._coding_params(z_hat)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
         return [y_strings[0], z_string], y_hat
@@ -124,9 +151,36 @@ class MeanScaleHyperprior(nn.Module):
     def decompress(self, strings: list[bytes], latent_hw: tuple[int, int]) -> torch.Tensor:
         y_string, z_string = strings
         z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
-        scales, means = self._quantised_params(z_hat)
-        indexes = self.gaussian_conditional.build_indexes(scales)
+        indexes, means = self._coding_params(z_hat)
         return self.gaussian_conditional.decompress([y_string], indexes, means=means)
+
+    def integer_h_s(self) -> IntegerNetwork:
+        """h_s with integer weights (mmcodec.layers.integer), built on first use and rebuilt
+        whenever a weight of h_s changes (new tensor, device or in-place update)."""
+        key = tuple((p.data_ptr(), p._version, p.device) for p in self.h_s.parameters())
+        if self._integer_h_s is None or self._integer_h_s_key != key:
+            self._integer_h_s, self._integer_h_s_key = IntegerNetwork(self.h_s), key
+        return self._integer_h_s
+
+    def exact_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scales and means of the integer h_s: integer-valued float64 in units of
+        2^-activation_bits (mmcodec.layers.integer), identical on every platform with
+        IEEE-754 doubles."""
+        scales, means = self.integer_h_s()(z_hat).chunk(2, 1)
+        return scales, means
+
+    def _coding_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CDF indexes and means for coding y: from the integer h_s (`exact_entropy_parameters`,
+        format versions 3 and 4) or, for older streams, from the float h_s snapped to a grid."""
+        if self.exact_entropy_parameters:
+            scales, means = self.exact_params(z_hat)
+            bits = self.integer_h_s().activation_bits
+            indexes = integer_scale_indexes(scales, self.gaussian_conditional.scale_table, bits)
+            # An integer times a power of two: exact in float32 while |mean| < 2^(24 - bits),
+            # correctly rounded (hence the same everywhere) beyond.
+            return indexes, (means * 2.0 ** -bits).to(z_hat.dtype)
+        scales, means = self._quantised_params(z_hat)
+        return self.gaussian_conditional.build_indexes(scales), means
 
     def _quantised_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self._params(z_hat)

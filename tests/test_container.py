@@ -109,7 +109,24 @@ def test_version_fields_must_match_the_header():
     body = bytes(v1[:-4])
     with pytest.raises(BitstreamError, match="corrupted header"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
-    v1[4:6] = struct.pack(">H", 3)
+    v1[4:6] = struct.pack(">H", 5)
     body = bytes(v1[:-4])
-    with pytest.raises(BitstreamError, match="version 3: this mmcodec reads versions 1-2; upgrade mmcodec"):
+    with pytest.raises(BitstreamError, match="version 5: this mmcodec reads versions 1-4; upgrade mmcodec"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
+
+
+def test_version_is_one_plus_tiled_plus_twice_exact():
+    """Versions 3 and 4 are 1 and 2 with integer entropy parameters: same fields, and the
+    reader gets both properties back from the version alone."""
+    for tiled in (False, True):
+        for exact in (False, True):
+            c = sample()
+            c.tiling, c.exact_params = (Tiling(64, 2) if tiled else None), exact
+            blob = pack(c)
+            assert struct.unpack(">H", blob[4:6])[0] == 1 + tiled + 2 * exact
+            back = unpack(blob)
+            assert (back.tiling is not None, back.exact_params) == (tiled, exact)
+            assert back.streams == c.streams
+    c = sample()
+    plain, exact = pack(c), pack(Container(**{**c.__dict__, "exact_params": True}))
+    assert plain[6:-4] == exact[6:-4]  # only the version differs

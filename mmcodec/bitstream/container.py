@@ -7,7 +7,7 @@ Layout (integers big-endian, `varint` = unsigned LEB128):
     header_len   u16       length of the header that follows
     header       binary    model name, weights hash, quality, per-modality geometry,
                            bit depth, value range, reconstruction CRC and stream part lengths;
-                           version 2 adds the synthesis tiling (tile size, halo)
+                           versions 2 and 4 add the synthesis tiling (tile size, halo)
     payload      bytes     every stream part of every modality in header order, then side info
     crc32        u32       over everything before it
 
@@ -27,11 +27,17 @@ from mmcodec.errors import BitstreamError
 from mmcodec.tiling import MAX_HALO_LATENTS, MAX_TILE, MIN_TILE, LATENT_STRIDE, Tiling
 
 MAGIC = b"\x89MMC"
-# A writer uses the lowest version that can describe its stream: whole-image streams stay
-# version 1 (readable by every mmcodec), tiled ones are version 2; the reader takes both.
-FORMAT_VERSION = 2          # newest version this mmcodec reads and writes
+# Two independent properties make the version, 1 + tiled + 2 * exact:
+#   tiled: the header carries the synthesis tiling (versions 2 and 4);
+#   exact: every latent codec of the model that has an integer entropy-parameter path
+#          (mmcodec.layers.integer) used it (versions 3 and 4); versions 1 and 2 were coded
+#          with the float path, which this mmcodec still decodes.
+# A writer uses the lowest version that describes its stream, so models without an integer
+# path (CCEM, RGB-D TCM) still write versions 1 and 2, readable by older mmcodec; a stream an
+# older mmcodec would decode wrongly has a version it refuses with "upgrade mmcodec".
+FORMAT_VERSION = 4          # newest version this mmcodec reads and writes
 UNTILED_VERSION = 1
-_TILING = struct.Struct(">HB")            # version 2: tile side (latents), halo (latents)
+_TILING = struct.Struct(">HB")            # versions 2 and 4: tile side (latents), halo (latents)
 _PREFIX = struct.Struct(">4sHH")
 _MODALITY = struct.Struct(">BIIBBBHHI")  # id, height, width, channels, bit depth, flags, lo, hi, recon crc
 FLAG_HOLES = 0x01                         # 0 = missing pixel (depth); see data.images.HOLE_FLOOR
@@ -70,10 +76,11 @@ class Container:
     streams: dict[str, list[bytes]]   # modality -> its byte strings (latent, hyper-latent, ...)
     side: bytes = b""                 # model side information (e.g. Lu et al.'s gamma/beta)
     tiling: Tiling | None = None      # how the synthesis is tiled; None = whole image
+    exact_params: bool = False        # integer entropy parameters (versions 3 and 4)
 
     @property
     def version(self) -> int:
-        return UNTILED_VERSION if self.tiling is None else FORMAT_VERSION
+        return format_version(self.tiling is not None, self.exact_params)
 
     def stream_bytes(self) -> dict[str, int]:
         return {m: sum(len(p) for p in parts) for m, parts in self.streams.items()}
@@ -86,7 +93,7 @@ class Container:
         sizes = self.stream_bytes()
         return {
             "model": self.model, "weights": self.weights, "quality": self.quality,
-            "format_version": self.version,
+            "format_version": self.version, "exact_entropy_parameters": self.exact_params,
             "tiling": None if self.tiling is None else {"tile_pixels": self.tiling.tile_pixels,
                                                         "halo_pixels": self.tiling.halo_pixels},
             "modalities": [m.to_json() for m in self.modalities],
@@ -95,6 +102,10 @@ class Container:
             "bpp": {m.name: 8.0 * sizes[m.name] / (m.height * m.width) for m in self.modalities},
             "pair_bpp": 8.0 * total_bytes / pixels,
         }
+
+
+def format_version(tiled: bool, exact_params: bool) -> int:
+    return UNTILED_VERSION + int(tiled) + 2 * int(exact_params)
 
 
 def _varint(n: int) -> bytes:
@@ -141,7 +152,7 @@ def pack(c: Container) -> bytes:
                               FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1], m.recon_crc)
         hdr += bytes([len(parts)]) + b"".join(_varint(len(p)) for p in parts)
     hdr += _varint(len(c.side))
-    if c.tiling is not None:  # version-2 fields follow every version-1 field
+    if c.tiling is not None:  # tiling fields follow every version-1 field
         hdr += _TILING.pack(c.tiling.tile, c.tiling.halo)
     body = bytearray(_PREFIX.pack(MAGIC, c.version, len(hdr))) + hdr
     for m in c.modalities:
@@ -222,7 +233,7 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")
     tiling = None
-    if version >= 2:
+    if version in (format_version(True, False), format_version(True, True)):
         tile, halo = _TILING.unpack(r.take(_TILING.size))
         # Bounds keep a crafted stream's decoding work near the whole image's (halo <= tile).
         if not (MIN_TILE // LATENT_STRIDE <= tile <= MAX_TILE // LATENT_STRIDE and halo <= min(tile, MAX_HALO_LATENTS)):
@@ -230,4 +241,6 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
         tiling = Tiling(tile, halo)
     if r.pos != len(raw):
         raise BitstreamError("corrupted header: unexpected trailing header bytes")
-    return Container(model, weights, quality, mods, {m.name: [] for m in mods}, tiling=tiling), parts, side_len
+    exact = version >= format_version(False, True)
+    return (Container(model, weights, quality, mods, {m.name: [] for m in mods}, tiling=tiling, exact_params=exact),
+            parts, side_len)
