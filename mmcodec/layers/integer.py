@@ -19,9 +19,9 @@ compression", ICLR 2019). Here every value is an integer held in float64:
   by a slope with `leak_bits` fractional bits and floors, also exact.
 
 Convolutions are computed as im2col (`F.unfold`, pure data movement) and a matrix product
-(sums of products), in row bands to bound memory: no Winograd or FFT algorithm, whose
-transforms would make the products non-integer. Transposed convolutions become stride-1
-convolutions over the zero-stuffed input.
+(sums of products), transposed convolutions as a matrix product and col2im (`F.fold`, sums
+of the overlapping products), in row bands to bound memory: no Winograd or FFT algorithm,
+whose transforms would make the products non-integer.
 """
 from __future__ import annotations
 
@@ -49,11 +49,16 @@ class ExactnessError(ValueError):
 
 @dataclass
 class _Conv:
-    weight: torch.Tensor          # (out, in, kh, kw), integer valued, float64
+    weight: torch.Tensor          # integer valued float64: (out, in, k, k), transposed (in, out, k, k)
     bias: torch.Tensor            # (out,), integer valued at the accumulator scale
     stride: int
-    padding: tuple[int, int, int, int]    # left, right, top, bottom
-    input_stride: int = 1         # > 1: transposed convolution, zeros stuffed between inputs
+    padding: int
+    transposed: bool = False
+    output_padding: int = 0
+
+    def row_l1(self) -> torch.Tensor:
+        """L1 norm of the weights reaching each output channel."""
+        return self.weight.abs().sum(dim=(0, 2, 3) if self.transposed else (1, 2, 3))
 
 
 @dataclass
@@ -85,20 +90,12 @@ class IntegerNetwork:
         for layer in network:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 _plain(layer)
-                w = layer.weight.detach().double()
-                k, s, p = layer.kernel_size[0], layer.stride[0], layer.padding[0]
-                bias = layer.bias.detach().double() if layer.bias is not None else w.new_zeros(w.shape[1 if isinstance(layer, nn.ConvTranspose2d) else 0])
-                if isinstance(layer, nn.ConvTranspose2d):
-                    # Transposed conv = stride-1 conv of the zero-stuffed input with the
-                    # spatially flipped kernel, in/out swapped.
-                    w = w.transpose(0, 1).flip(2, 3)
-                    lo, hi = k - 1 - p, k - 1 - p + layer.output_padding[0]
-                    conv = _Conv(w, bias, 1, (lo, hi, lo, hi), input_stride=s)
-                else:
-                    conv = _Conv(w, bias, s, (p, p, p, p))
-                conv.weight = torch.round(conv.weight * 2.0 ** weight_bits)
-                conv.bias = torch.round(conv.bias * acc_scale)
-                self.layers.append(conv)
+                transposed = isinstance(layer, nn.ConvTranspose2d)
+                w = torch.round(layer.weight.detach().double() * 2.0 ** weight_bits)
+                out_ch = w.shape[1] if transposed else w.shape[0]
+                b = layer.bias.detach().double() if layer.bias is not None else w.new_zeros(out_ch)
+                self.layers.append(_Conv(w, torch.round(b * acc_scale), layer.stride[0], layer.padding[0], transposed,
+                                         layer.output_padding[0] if transposed else 0))
             elif isinstance(layer, nn.LeakyReLU):
                 self.layers.append(_LeakyReLU(round(layer.negative_slope * 2 ** LEAK_BITS)))
             elif isinstance(layer, nn.ReLU):
@@ -121,7 +118,7 @@ class IntegerNetwork:
         for n, layer in enumerate(self.layers):
             if isinstance(layer, _Conv):
                 x_max = min(x_max, limit)
-                l1 = layer.weight.abs().sum(dim=(1, 2, 3))
+                l1 = layer.row_l1()
                 bound = float((l1 * x_max + layer.bias.abs()).max()) + 2.0 ** (self.weight_bits - 1)
                 x_max = float(torch.floor(torch.tensor(bound / 2.0 ** self.weight_bits))) + 1
             else:
@@ -149,31 +146,49 @@ class IntegerNetwork:
         return h
 
 
-def _stuff_zeros(x: torch.Tensor, stride: int) -> torch.Tensor:
-    if stride == 1:
-        return x
-    b, c, h, w = x.shape
-    out = x.new_zeros(b, c, (h - 1) * stride + 1, (w - 1) * stride + 1)
-    out[..., ::stride, ::stride] = x
-    return out
+def _row_bands(rows: int, elements_per_row: int) -> list[tuple[int, int]]:
+    step = max(1, _BAND_ELEMENTS // max(1, elements_per_row))
+    return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
 def integer_conv2d(x: torch.Tensor, conv: _Conv) -> torch.Tensor:
-    """Accumulators (integer valued float64) of one convolution: im2col + matrix product,
-    row band by row band."""
-    x = F.pad(_stuff_zeros(x, conv.input_stride), conv.padding)
+    """Accumulators (integer valued float64) of one convolution, bias included."""
+    acc = _transposed_conv(x, conv) if conv.transposed else _conv(x, conv)
+    return acc + conv.bias[:, None, None]
+
+
+def _conv(x: torch.Tensor, conv: _Conv) -> torch.Tensor:
+    """im2col + matrix product, band of output rows by band."""
     out_ch, in_ch, k, _ = conv.weight.shape
-    s = conv.stride
+    s, p = conv.stride, conv.padding
+    x = F.pad(x, (p, p, p, p))
     b, _, height, width = x.shape
     out_h, out_w = (height - k) // s + 1, (width - k) // s + 1
     weight = conv.weight.reshape(out_ch, in_ch * k * k)
-    rows_per_band = max(1, _BAND_ELEMENTS // max(1, in_ch * k * k * out_w * b))
     bands = []
-    for r0 in range(0, out_h, rows_per_band):
-        r1 = min(out_h, r0 + rows_per_band)
+    for r0, r1 in _row_bands(out_h, in_ch * k * k * out_w * b):
         columns = F.unfold(x[..., r0 * s:(r1 - 1) * s + k, :], k, stride=s)   # (b, in*k*k, rows*out_w)
-        bands.append((weight @ columns + conv.bias[:, None]).reshape(b, out_ch, r1 - r0, out_w))
+        bands.append((weight @ columns).reshape(b, out_ch, r1 - r0, out_w))
     return torch.cat(bands, 2)
+
+
+def _transposed_conv(x: torch.Tensor, conv: _Conv) -> torch.Tensor:
+    """Matrix product giving every input pixel's k x k contribution to every output channel,
+    then col2im (`F.fold`), which adds the overlapping contributions: sums of integers.
+    Band of input rows by band; overlapping output rows of consecutive bands are added."""
+    in_ch, out_ch, k, _ = conv.weight.shape
+    s, p = conv.stride, conv.padding
+    b, _, height, width = x.shape
+    full_h, full_w = (height - 1) * s + k, (width - 1) * s + k
+    weight = conv.weight.reshape(in_ch, out_ch * k * k).T          # (out*k*k, in)
+    full = x.new_zeros(b, out_ch, full_h, full_w)
+    for r0, r1 in _row_bands(height, out_ch * k * k * width * b):
+        columns = weight @ x[..., r0:r1, :].reshape(b, in_ch, -1)   # (b, out*k*k, rows*width)
+        band_h = (r1 - r0 - 1) * s + k
+        full[..., r0 * s:r0 * s + band_h, :] += F.fold(columns, (band_h, full_w), k, stride=s)
+    out_h, out_w = full_h - 2 * p + conv.output_padding, full_w - 2 * p + conv.output_padding
+    full = F.pad(full, (0, max(0, p + out_w - full_w), 0, max(0, p + out_h - full_h)))
+    return full[..., p:p + out_h, p:p + out_w]
 
 
 def integer_scale_indexes(scales: torch.Tensor, scale_table: torch.Tensor, activation_bits: int = ACTIVATION_BITS
