@@ -32,6 +32,7 @@ rounding, enough to move some parameters across the 1/256 grid.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -44,7 +45,7 @@ from compressai.models.base import get_scale_table
 
 from mmcodec.layers import MaskedConv2d, hyper_analysis, hyper_synthesis_mean_scale, ste_round
 from mmcodec.layers import AgentFusionBlock, LiteTransformer
-from mmcodec.layers.integer import IntegerNetwork, integer_scale_indexes
+from mmcodec.layers.integer import ACTIVATION_BITS, IntegerNetwork, integer_scale_indexes
 
 
 _Method = TypeVar("_Method", bound=Callable)
@@ -71,6 +72,31 @@ def quantise_params(t: torch.Tensor, step: float = 1.0 / 256) -> torch.Tensor:
     """Snap entropy parameters to a grid so tiny float differences between runs rarely move
     a value across a CDF-table boundary (see docs/bitstream.md, determinism)."""
     return torch.round(t / step) * step
+
+
+class _IntegerNetworks:
+    """Integer copies (mmcodec.layers.integer) of a codec's float sub-networks, built on first
+    use and rebuilt whenever one of their weights changes (new tensor, device or in-place
+    update, e.g. load_state_dict). A plain object, not a submodule: nothing in the state dict."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple, IntegerNetwork]] = {}
+
+    def get(self, name: str, network: nn.Sequential) -> IntegerNetwork:
+        key = tuple((p.data_ptr(), p._version, p.device) for p in network.parameters())
+        if name not in self._cache or self._cache[name][0] != key:
+            self._cache[name] = (key, IntegerNetwork(network))
+        return self._cache[name][1]
+
+
+def exact_indexes_and_means(gaussian_conditional: GaussianConditional, scales: torch.Tensor, means: torch.Tensor,
+                            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """CDF indexes and means (in `dtype`) from integer scales and means in units of
+    2^-ACTIVATION_BITS, without any float rounding that could differ between platforms."""
+    indexes = integer_scale_indexes(scales, gaussian_conditional.scale_table, ACTIVATION_BITS)
+    # An integer times a power of two: exact in float32 while |mean| < 2^(24 - bits),
+    # correctly rounded (hence the same everywhere) beyond.
+    return indexes, (means * 2.0 ** -ACTIVATION_BITS).to(dtype)
 
 
 def has_exact_entropy_parameters(model: nn.Module) -> bool:
@@ -125,8 +151,7 @@ class MeanScaleHyperprior(nn.Module):
         # Coding path of the entropy parameters (training always uses the float h_s):
         # integer h_s (True) or float h_s + quantise_params (streams of format versions 1, 2).
         self.exact_entropy_parameters = True
-        self._integer_h_s: IntegerNetwork | None = None   # cache of integer_h_s(), not a submodule
-        self._integer_h_s_key: tuple = ()
+        self._integer_networks = _IntegerNetworks()
 
     def _params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scales, means = self.h_s(z_hat).chunk(2, 1)
@@ -160,10 +185,7 @@ class MeanScaleHyperprior(nn.Module):
     def integer_h_s(self) -> IntegerNetwork:
         """h_s with integer weights (mmcodec.layers.integer), built on first use and rebuilt
         whenever a weight of h_s changes (new tensor, device or in-place update)."""
-        key = tuple((p.data_ptr(), p._version, p.device) for p in self.h_s.parameters())
-        if self._integer_h_s is None or self._integer_h_s_key != key:
-            self._integer_h_s, self._integer_h_s_key = IntegerNetwork(self.h_s), key
-        return self._integer_h_s
+        return self._integer_networks.get("h_s", self.h_s)
 
     def exact_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scales and means of the integer h_s: integer-valued float64 in units of
@@ -176,12 +198,7 @@ class MeanScaleHyperprior(nn.Module):
         """CDF indexes and means for coding y: from the integer h_s (`exact_entropy_parameters`,
         format versions 3 and 4) or, for older streams, from the float h_s snapped to a grid."""
         if self.exact_entropy_parameters:
-            scales, means = self.exact_params(z_hat)
-            bits = self.integer_h_s().activation_bits
-            indexes = integer_scale_indexes(scales, self.gaussian_conditional.scale_table, bits)
-            # An integer times a power of two: exact in float32 while |mean| < 2^(24 - bits),
-            # correctly rounded (hence the same everywhere) beyond.
-            return indexes, (means * 2.0 ** -bits).to(z_hat.dtype)
+            return exact_indexes_and_means(self.gaussian_conditional, *self.exact_params(z_hat), z_hat.dtype)
         scales, means = self._quantised_params(z_hat)
         return self.gaussian_conditional.build_indexes(scales), means
 
@@ -272,6 +289,10 @@ class CheckerboardMeanScale(_ContextHyperprior):
     def __init__(self, M: int, N: int) -> None:
         super().__init__(M, N)
         self.context_prediction = nn.Conv2d(M, 2 * M, 5, padding=2)
+        # Coding path, as in MeanScaleHyperprior: integer h_s, context convolution and
+        # entropy-parameters network (True) or the float ones + quantise_params.
+        self.exact_entropy_parameters = True
+        self._integer_networks = _IntegerNetworks()
 
     def _anchor_params(self, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._params(hyper, torch.zeros_like(hyper))
@@ -293,27 +314,46 @@ class CheckerboardMeanScale(_ContextHyperprior):
         y_hat = ste_round(y - means) + means
         return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
 
+    def _hyper_for_coding(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """h_s(z_hat): float, or integers in units of 2^-ACTIVATION_BITS on the exact path."""
+        if self.exact_entropy_parameters:
+            return self._integer_networks.get("h_s", self.h_s)(z_hat)
+        return self.h_s(z_hat)
+
     def _coding_params(self, hyper: torch.Tensor, y_hat: torch.Tensor, anchor_pass: bool
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        scales, means = self._anchor_params(hyper) if anchor_pass else self._non_anchor_params(hyper, y_hat)
-        return quantise_params(scales), quantise_params(means)
+        """CDF indexes and means of every position for one pass."""
+        gc = self.gaussian_conditional
+        if not self.exact_entropy_parameters:
+            scales, means = self._anchor_params(hyper) if anchor_pass else self._non_anchor_params(hyper, y_hat)
+            return gc.build_indexes(quantise_params(scales)), quantise_params(means)
+        # Integers in units of 2^-ACTIVATION_BITS throughout. y_hat = symbol + mean is on that
+        # grid (while |y_hat| < 2^(24 - bits); beyond, float32 rounded it the same everywhere)
+        # and the integer networks take it back exactly.
+        if anchor_pass:
+            context = torch.zeros_like(hyper)
+        else:
+            context = self._integer_networks.get("context", nn.Sequential(self.context_prediction))(y_hat)
+        delta = self._integer_networks.get("entropy_parameters", self.entropy_parameters).run(
+            torch.cat([hyper, context], 1))
+        scales, means = (hyper + delta).chunk(2, 1)
+        return exact_indexes_and_means(gc, scales, means, y_hat.dtype)
 
     @torch.no_grad()
     @single_threaded
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
         self._check_latent_size(y)
         z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
-        hyper = self.h_s(z_hat)
+        hyper = self._hyper_for_coding(z_hat)
         anchors = checkerboard_anchors(y.shape[-2:], y.device)
         gc = self.gaussian_conditional
         # Non-anchors stay zero until their pass: the decoder's state after decoding anchors.
         y_hat = torch.zeros_like(y)
         strings = []
         for anchor_pass, positions in ((True, anchors), (False, ~anchors)):
-            scales, means = self._coding_params(hyper, y_hat, anchor_pass)
+            indexes, means = self._coding_params(hyper, y_hat, anchor_pass)
             values, means = y[..., positions], means[..., positions]
-            indexes = gc.build_indexes(scales[..., positions])
-            strings.append(gc.compress(values, indexes, means=means)[0])
+            strings.append(gc.compress(values, indexes[..., positions], means=means)[0])
             y_hat[..., positions] = gc.quantize(values, "dequantize", means)
         return [*strings, z_string], y_hat
 
@@ -324,14 +364,13 @@ class CheckerboardMeanScale(_ContextHyperprior):
             raise ValueError(f"expected 3 strings (anchors, non-anchors, z), got {len(strings)}")
         anchor_string, other_string, z_string = strings
         z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
-        hyper = self.h_s(z_hat)
+        hyper = self._hyper_for_coding(z_hat)
         anchors = checkerboard_anchors(hyper.shape[-2:], hyper.device)
         gc = self.gaussian_conditional
-        y_hat = hyper.new_zeros(1, self.M, *hyper.shape[-2:])
+        y_hat = z_hat.new_zeros(1, self.M, *hyper.shape[-2:])
         for anchor_pass, positions, string in ((True, anchors, anchor_string), (False, ~anchors, other_string)):
-            scales, means = self._coding_params(hyper, y_hat, anchor_pass)
-            indexes = gc.build_indexes(scales[..., positions])
-            y_hat[..., positions] = gc.decompress([string], indexes, means=means[..., positions])
+            indexes, means = self._coding_params(hyper, y_hat, anchor_pass)
+            y_hat[..., positions] = gc.decompress([string], indexes[..., positions], means=means[..., positions])
         return y_hat
 
 
@@ -379,6 +418,7 @@ class _RasterScan:
         self.context_weight = weight[:, :, :self.taps].reshape(2 * M, M * self.taps).contiguous()
         self.context_bias = codec.context_prediction.bias
 
+        self.gaussian_conditional = codec.gaussian_conditional
         first, *rest = codec.entropy_parameters
         self.hidden_from_hyper = F.conv2d(hyper, first.weight[:, :2 * M], first.bias)[0]
         self.first_context_weight = first.weight[:, 2 * M:, 0, 0].contiguous()
@@ -395,7 +435,8 @@ class _RasterScan:
         return layer
 
     def params(self, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantised scales and means (M values each) of position (i, j)."""
+        """CDF indexes of the quantised scales, and quantised means (M values each) of
+        position (i, j)."""
         k, M = self.kernel, self.M
         causal = self.y_hat[:, i:i + k, j:j + k].reshape(M, k * k)[:, :self.taps].reshape(-1)
         context = torch.addmv(self.context_bias, self.context_weight, causal)
@@ -404,7 +445,44 @@ class _RasterScan:
             h = layer(h)
         scales = quantise_params(self.hyper_scales[:, i, j] + h[:M])
         means = quantise_params(self.hyper_means[:, i, j] + h[M:])
-        return scales, means
+        return scale_indexes(self.gaussian_conditional, scales), means
+
+    def write(self, i: int, j: int, values: torch.Tensor) -> None:
+        self.y_hat[:, i + self.pad, j + self.pad] = values
+
+    def latent(self) -> torch.Tensor:
+        p = self.pad
+        return self.y_hat[None, :, p:p + self.latent_hw[0], p:p + self.latent_hw[1]].clone()
+
+
+class _ExactRasterScan:
+    """Integer counterpart of `_RasterScan` (format versions 3 and 4): per position, the
+    masked 5x5 context convolution over the decoded window and the 1x1 entropy-parameters
+    network, both with integer weights (mmcodec.layers.integer) on integer inputs in units of
+    2^-ACTIVATION_BITS; the same values as those integer networks applied to the whole
+    latent, on every platform."""
+
+    def __init__(self, codec: "AutoregressiveMeanScale", hyper: torch.Tensor, dtype: torch.dtype) -> None:
+        M, k = codec.M, codec.context_prediction.kernel_size[0]
+        self.M, self.kernel, self.pad = M, k, k // 2
+        height, width = hyper.shape[-2:]
+        self.latent_hw = (height, width)
+        self.gaussian_conditional = codec.gaussian_conditional
+        self.y_hat = hyper.new_zeros(M, height + 2 * self.pad, width + 2 * self.pad, dtype=dtype)
+        self.context_net = codec._integer_networks.get("context", nn.Sequential(codec.context_prediction))
+        # The window is cut from the padded latent: the convolution itself pads nothing.
+        self.window_conv = [dataclasses.replace(self.context_net.layers[0], padding=0)]
+        self.params_net = codec._integer_networks.get("entropy_parameters", codec.entropy_parameters)
+        self.hyper = hyper
+
+    def params(self, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """CDF indexes and means (M values each) of position (i, j)."""
+        k = self.kernel
+        window = self.context_net.to_fixed_point(self.y_hat[None, :, i:i + k, j:j + k])
+        context = self.context_net.run(window, self.window_conv)                       # (1, 2M, 1, 1)
+        hyper = self.hyper[..., i:i + 1, j:j + 1]
+        scales, means = (hyper + self.params_net.run(torch.cat([hyper, context], 1))).flatten().chunk(2)
+        return exact_indexes_and_means(self.gaussian_conditional, scales, means, self.y_hat.dtype)
 
     def write(self, i: int, j: int, values: torch.Tensor) -> None:
         self.y_hat[:, i + self.pad, j + self.pad] = values
@@ -432,6 +510,15 @@ class AutoregressiveMeanScale(_ContextHyperprior):
     def __init__(self, M: int, N: int) -> None:
         super().__init__(M, N)
         self.context_prediction = MaskedConv2d(M, 2 * M, 5, mask_type="A")
+        # Coding path, as in MeanScaleHyperprior: integer networks (`_ExactRasterScan`) or the
+        # float ones + quantise_params (`_RasterScan`).
+        self.exact_entropy_parameters = True
+        self._integer_networks = _IntegerNetworks()
+
+    def _scan(self, z_hat: torch.Tensor) -> "_RasterScan | _ExactRasterScan":
+        if self.exact_entropy_parameters:
+            return _ExactRasterScan(self, self._integer_networks.get("h_s", self.h_s)(z_hat), z_hat.dtype)
+        return _RasterScan(self, self.h_s(z_hat))
 
     def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hyper, z_likelihoods = self._hyperprior(y)
@@ -446,16 +533,16 @@ class AutoregressiveMeanScale(_ContextHyperprior):
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
         self._check_latent_size(y)
         z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
-        scan = _RasterScan(self, self.h_s(z_hat))
+        scan = self._scan(z_hat)
         tables = _CdfRows(self.gaussian_conditional)
         symbols, indexes = [], []
         for i in range(y.shape[-2]):
             for j in range(y.shape[-1]):
-                scales, means = scan.params(i, j)
+                position_indexes, means = scan.params(i, j)
                 q = torch.round(y[0, :, i, j] - means)
                 scan.write(i, j, q + means)         # exactly what the decoder reconstructs
                 symbols.append(q)
-                indexes.append(scale_indexes(self.gaussian_conditional, scales))
+                indexes.append(position_indexes)
         # One call for the whole stream; the decoder reads it back position by position.
         y_string = self.gaussian_conditional.entropy_coder._encoder.encode_with_indexes(
             torch.stack(symbols).int().flatten().tolist(), torch.stack(indexes).flatten().tolist(),
@@ -469,7 +556,7 @@ class AutoregressiveMeanScale(_ContextHyperprior):
             raise ValueError(f"expected 2 strings (y, z), got {len(strings)}")
         y_string, z_string = strings
         z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
-        scan = _RasterScan(self, self.h_s(z_hat))
+        scan = self._scan(z_hat)
         tables = _CdfRows(self.gaussian_conditional)
         # The (guarded, see mmcodec.bitstream.rans_guard) decoder of this entropy model.
         decoder = self.gaussian_conditional.entropy_coder._decoder
@@ -477,8 +564,8 @@ class AutoregressiveMeanScale(_ContextHyperprior):
         height, width = scan.latent_hw
         for i in range(height):
             for j in range(width):
-                scales, means = scan.params(i, j)
-                local, cdfs, lengths, offsets = tables.subset(scale_indexes(self.gaussian_conditional, scales).tolist())
+                position_indexes, means = scan.params(i, j)
+                local, cdfs, lengths, offsets = tables.subset(position_indexes.tolist())
                 symbols = decoder.decode_stream(local, cdfs, lengths, offsets)
                 scan.write(i, j, torch.tensor(symbols, dtype=means.dtype, device=means.device) + means)
         return scan.latent()

@@ -200,3 +200,58 @@ def test_exact_stream_for_a_model_without_an_integer_path_is_refused(tiny_env, m
     c = unpack(blob)
     c.exact_params = False   # relabelled as a float-path stream: no longer refused by the header
     assert pack(c)[4:6] == b"\x00\x01"
+
+
+# -- spatial-context codecs -----------------------------------------------------------------
+def _active_context_codec(cls, seed: int, M: int = 24, N: int = 16):
+    torch.manual_seed(seed)
+    codec = cls(M, N)
+    with torch.no_grad():   # the context network's last layer starts at zero
+        last = codec.entropy_parameters[-1]
+        last.weight.normal_(0, 0.05)
+        last.bias.normal_(0, 0.5)
+    codec.update(force=True)
+    return codec.eval()
+
+
+def _latent(seed: int, M: int = 24, hw: tuple[int, int] = (8, 12)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, M, *hw, generator=g) * torch.rand(1, M, 1, 1, generator=g) * 8
+
+
+def test_autoregressive_serial_integer_params_equal_the_parallel_integer_networks():
+    """Position by position, the exact scan computes what the integer networks give over the
+    whole decoded latent (the masked convolution sees only decoded positions)."""
+    from mmcodec.latent_codecs import AutoregressiveMeanScale, decode_hyper_latent, exact_indexes_and_means
+    codec = _active_context_codec(AutoregressiveMeanScale, seed=31)
+    strings, y_hat = codec.compress(_latent(32))
+    z_hat = decode_hyper_latent(codec.entropy_bottleneck, strings[1], (8, 12))
+    hyper = codec._integer_networks.get("h_s", codec.h_s)(z_hat)
+    context = codec._integer_networks.get("context", nn.Sequential(codec.context_prediction))(y_hat)
+    delta = codec._integer_networks.get("entropy_parameters", codec.entropy_parameters).run(
+        torch.cat([hyper, context], 1))
+    _, means = exact_indexes_and_means(codec.gaussian_conditional, *(hyper + delta).chunk(2, 1), y_hat.dtype)
+    assert torch.equal(y_hat - torch.round(y_hat - means), means)   # y_hat = symbol + these means
+    assert torch.equal(codec.decompress(strings, (8, 12)), y_hat)
+
+
+@pytest.mark.parametrize("name", ["checkerboard", "autoregressive"])
+def test_context_codecs_code_exactly_and_still_decode_float_path_streams(name):
+    from mmcodec.latent_codecs import build_latent_codec, entropy_parameter_path, has_exact_entropy_parameters
+    codec = _active_context_codec(type(build_latent_codec(name, 24, 16)), seed=33)
+    assert has_exact_entropy_parameters(codec)
+    y = _latent(34)
+    streams = {}
+    for exact in (True, False):
+        with entropy_parameter_path(codec, exact):
+            strings, y_hat = codec.compress(y)
+            assert torch.equal(codec.decompress(strings, (8, 12)), y_hat)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(2)
+            try:
+                assert torch.equal(codec.decompress(strings, (8, 12)), y_hat)
+            finally:
+                torch.set_num_threads(threads)
+        streams[exact] = strings
+    assert codec.exact_entropy_parameters   # restored
+    assert streams[True][-1] == streams[False][-1]   # same z; y coded with other parameters

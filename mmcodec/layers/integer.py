@@ -91,7 +91,9 @@ class IntegerNetwork:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 _plain(layer)
                 transposed = isinstance(layer, nn.ConvTranspose2d)
-                w = torch.round(layer.weight.detach().double() * 2.0 ** weight_bits)
+                # A masked (causal) convolution is exact with its masked weights.
+                weight = layer.masked_weight() if hasattr(layer, "masked_weight") else layer.weight
+                w = torch.round(weight.detach().double() * 2.0 ** weight_bits)
                 out_ch = w.shape[1] if transposed else w.shape[0]
                 b = layer.bias.detach().double() if layer.bias is not None else w.new_zeros(out_ch)
                 self.layers.append(_Conv(w, torch.round(b * acc_scale), layer.stride[0], layer.padding[0], transposed,
@@ -131,13 +133,20 @@ class IntegerNetwork:
         return bounds
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # Input in value units -> integers in units of 2^-activation_bits (exact: a power-of-
-        # two scaling and a rounding, elementwise). z_hat = symbol + float median: not an
-        # integer, so it is rounded to the activation grid too.
-        h = torch.round(x.double() * 2.0 ** self.activation_bits)
+        return self.run(self.to_fixed_point(x))
+
+    def to_fixed_point(self, x: torch.Tensor) -> torch.Tensor:
+        """Values -> integers in units of 2^-activation_bits (exact: a power-of-two scaling and
+        a rounding, elementwise). z_hat = symbol + float median is not an integer: it is
+        rounded to the activation grid too."""
+        return torch.round(x.double() * 2.0 ** self.activation_bits)
+
+    def run(self, h: torch.Tensor, layers: list | None = None) -> torch.Tensor:
+        """The network (or `layers`, e.g. one layer with another padding) on inputs already
+        in fixed point."""
         limit = float(self.activation_limit) * 2.0 ** self.activation_bits
         rounding = 2.0 ** (self.weight_bits - 1)
-        for layer in self.layers:
+        for layer in self.layers if layers is None else layers:
             if isinstance(layer, _Conv):
                 acc = integer_conv2d(h.clamp(-limit, limit), layer)
                 h = torch.floor((acc + rounding) / 2.0 ** self.weight_bits)
