@@ -18,10 +18,11 @@ in every model (images are padded to multiples of 64).
 
 Cross-modal entropy models (CCEM) extend the same interface with a `context` argument.
 
-Determinism (docs/bitstream.md, Determinism): `MeanScaleHyperprior` codes with an integer
-h_s (mmcodec.layers.integer) whose CDF indexes and means are exact on every platform
-(`exact_entropy_parameters`, format versions 3 and 4); older streams, and the other codecs,
-use the float path: every value that selects a CDF (scales -> indexes) or offsets the
+Determinism (docs/bitstream.md, Determinism): the hyperprior and the two context codecs
+code with integer networks (mmcodec.layers.integer: h_s, context convolution and
+entropy-parameters network) whose CDF indexes and means are exact on every platform
+(`exact_entropy_parameters`, format versions 3 and 4); older streams, and the channel-slice
+codecs, use the float path: every value that selects a CDF (scales -> indexes) or offsets the
 quantiser (means) goes through `quantise_params`, and encoder and decoder compute those
 values with the same operations on the same inputs (exact on one platform only). The context
 codecs also code single-threaded whatever the caller's setting (`single_threaded`), as
