@@ -54,20 +54,22 @@ def main() -> None:
           f"test: {rows[args.baseline].get('eval_split')}\n")
     head = "| arm | steps | CPU-min | " + " | ".join(
         f"{m}: bpp / PSNR at q1, q4 (test)" for m in modalities) + \
-        " | BD-rate vs HEVC (test) | BD-rate vs baseline (selection, train) |"
+        " | BD-rate vs HEVC (test) | BD-rate vs baseline (test) | BD-rate vs baseline (selection, train) |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for run, entry in rows.items():
         vs = bd_rates(select_rows[run], select_rows[args.baseline], modalities) if run != args.baseline else None
+        vs_test = bd_rates(entry["eval"], rows[args.baseline]["eval"], modalities) if run != args.baseline else None
         ev = entry["eval"]
         cells = [f"{ev[0][f'bpp_{m}']:.3f} / {ev[0][f'psnr_{m}']:.2f}, {ev[-1][f'bpp_{m}']:.3f} / "
                  f"{ev[-1][f'psnr_{m}']:.2f}" for m in modalities]
         hevc = entry.get("bd_rate_vs_hevc") or {}
         fmt = lambda d: ", ".join(f"{m} {d[m]:+.1f} %" for m in modalities if d.get(m) is not None) or "—"
         print(f"| {Path(run).name} | {entry['steps']} | {60 * entry['cpu_hours']:.1f} | " + " | ".join(cells) +
-              f" | {fmt(hevc)} | {'baseline' if vs is None else fmt(vs)} |")
+              f" | {fmt(hevc)} | {'baseline' if vs_test is None else fmt(vs_test)}"
+              f" | {'baseline' if vs is None else fmt(vs)} |")
         out.append({"run": run, "steps": entry["steps"], "cpu_hours": entry["cpu_hours"], "test": ev,
-                    "bd_rate_vs_hevc": hevc, "selection": select_rows[run], "bd_rate_vs_baseline": vs})
+                    "bd_rate_vs_hevc": hevc, "bd_rate_vs_baseline_test": vs_test, "selection": select_rows[run], "bd_rate_vs_baseline": vs})
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 
