@@ -126,6 +126,20 @@ def replayed_random_state(cpu_state: torch.Tensor, cuda_state: torch.Tensor | No
         yield
 
 
+def _shipped_manifest(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
+    """Weights and budget of the model `cfg` ships (`ship_to`/<name>.json), if present."""
+    if not cfg.ship_to:
+        return None
+    manifest = Path(cfg.ship_to) / (cfg.name.replace("/", "__") + ".json")
+    weights = manifest.with_suffix(".safetensors")
+    if not (manifest.is_file() and weights.is_file()):
+        return None
+    m = json.loads(manifest.read_text())
+    if m.get("arch") != cfg.arch or m.get("kwargs") != cfg.kwargs or "steps" not in m.get("budget", {}):
+        return None
+    return weights, m["budget"]
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     cfg.validate()
     ddp = setup_distributed(cfg.device)  # torchrun: one replica per process; alone: a no-op
@@ -149,8 +163,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         segment_start = state.get("segment_start", 0)
         if cfg.steps > state["config"]["steps"]:
             segment_start = step   # continued training: a new LR segment
+    elif resume and (shipped := _shipped_manifest(cfg)) is not None:
+        # A fresh clone has no runs/ directory: continue the campaign from the committed
+        # (fp16) shipped weights and their recorded cumulative budget. Adam's moments are not
+        # committed (they would triple the file), so the optimiser restarts with a warm-up.
+        weights, budget = shipped
+        load_weights(model, weights)
+        step = int(budget["steps"])
+        cpu_seconds = 3600.0 * float(budget.get("cpu_hours", 0.0))
+        wall_seconds = 3600.0 * float(budget.get("wall_hours", 0.0))
+        segment_start = step
+        if cfg.steps <= step:
+            raise BadInputError(f"--resume: the shipped {cfg.name} already has {step} steps; ask for more (steps=N)")
+        print(f"resume: no checkpoint in {out}; continuing from the shipped weights {weights} at step {step}")
     elif resume:
-        raise BadInputError(f"--resume: no checkpoint in {out}")
+        raise BadInputError(f"--resume: no checkpoint in {out}"
+                            + ("" if cfg.ship_to else " (and no ship_to directory with shipped weights)"))
     elif cfg.init_from:
         n = warm_start(model, cfg.init_from, cfg.init_map)
         print(f"warm start: {n} tensors from {cfg.init_from}")

@@ -1,0 +1,71 @@
+"""`mmcodec train --resume` on a fresh clone: no runs/ checkpoint, so the campaign continues
+from the committed shipped weights and their recorded cumulative budget."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from mmcodec.errors import BadInputError
+from mmcodec.models.registry import build_model, install_model
+from mmcodec.train.config import TrainConfig
+from mmcodec.train.trainer import train
+
+KWARGS = {"modalities": ["rgb", "ir"], "N": 8, "M": 12, "num_rates": 2}
+LAMBDAS = [0.005, 0.02]
+
+
+def config(tmp_path: Path, data: Path, **extra) -> TrainConfig:
+    settings = dict(name="test-ir-vi/resume", arch="separate", kwargs=dict(KWARGS), modalities=["rgb", "ir"],
+                    train_split=str(data), lambdas=LAMBDAS, steps=7, batch=2, crop=64, lr=1e-3, warmup=1,
+                    threads=1, log_every=1, checkpoint_every=100, crop_schedule=[],
+                    out=str(tmp_path / "run"), ship_to=str(tmp_path / "weights"))
+    return TrainConfig(**{**settings, **extra})
+
+
+def ship(tmp_path: Path, steps: int) -> Path:
+    model = build_model("separate", dict(KWARGS))
+    return install_model(tmp_path / "weights", "test-ir-vi/resume", "separate", dict(KWARGS), ["rgb", "ir"],
+                         LAMBDAS, model, budget={"steps": steps, "cpu_hours": 0.5, "wall_hours": 1.0})
+
+
+def test_resume_without_checkpoint_continues_from_shipped_weights(synthetic_pair_dir, tmp_path):
+    ship(tmp_path, steps=5)
+    result = train(config(tmp_path, synthetic_pair_dir), resume=True, progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [6, 7]          # counted on from the shipped 5 steps
+    assert result["budget"]["steps"] == 7
+    assert result["budget"]["cpu_hours"] >= 0.5               # cumulative CPU time carried over
+
+
+def test_resume_starts_from_the_shipped_weights_not_from_scratch(synthetic_pair_dir, tmp_path, monkeypatch):
+    manifest = ship(tmp_path, steps=5)
+    loaded = []
+    import mmcodec.train.trainer as trainer_module
+    real = trainer_module.load_weights
+
+    def spy(model, path):
+        loaded.append(Path(path))
+        real(model, path)
+    monkeypatch.setattr(trainer_module, "load_weights", spy)
+    train(config(tmp_path, synthetic_pair_dir), resume=True, progress=False)
+    assert loaded == [manifest.with_suffix(".safetensors")]
+
+
+def test_resume_refuses_without_checkpoint_or_shipped_weights(synthetic_pair_dir, tmp_path):
+    with pytest.raises(BadInputError, match="no checkpoint"):
+        train(config(tmp_path, synthetic_pair_dir), resume=True, progress=False)
+
+
+def test_resume_from_shipped_needs_more_steps(synthetic_pair_dir, tmp_path):
+    ship(tmp_path, steps=9)
+    with pytest.raises(BadInputError, match="already has 9 steps"):
+        train(config(tmp_path, synthetic_pair_dir), resume=True, progress=False)
+
+
+def test_shipped_weights_of_another_architecture_are_not_used(synthetic_pair_dir, tmp_path):
+    ship(tmp_path, steps=5)
+    other = dict(KWARGS, N=16)
+    with pytest.raises(BadInputError, match="no checkpoint"):
+        train(config(tmp_path, synthetic_pair_dir, kwargs=other), resume=True, progress=False)
