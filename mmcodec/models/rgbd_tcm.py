@@ -28,8 +28,9 @@ and fusion modules start as the identity, so `init_from=<rgb-d/separate>` copies
 baseline (the 4-channel input conv of "concat4" excepted); stage "fusion" trains only the
 fusion parts (the thesis freezes the depth codec for convfusion).
 
-Depth loss (thesis): `depth_distortion` = gamma * L1 + gradient L1 + (1 - MS-SSIM); see
-`rgbd_rd_loss` for a drop-in replacement of mmcodec.train.loss.rd_loss.
+Depth loss (thesis): gamma * L1 + gradient L1 + (1 - MS-SSIM), in mmcodec.train.loss and
+chosen by the training config's `distortion: {"depth": "thesis"}`; `depth_distortion` and
+`rgbd_rd_loss` here are shortcuts to it.
 """
 from __future__ import annotations
 
@@ -486,59 +487,20 @@ class RGBDTCM(PairModel):
 
 
 # ----------------------------------------------------------------------------------------
-# Depth loss (thesis): gamma * L1 + gradient L1 + (1 - MS-SSIM)
+# Depth loss (thesis): implemented in mmcodec.train.loss (config key `distortion`); these
+# names stay for callers of this module.
 # ----------------------------------------------------------------------------------------
-def gradient_l1(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample mean |grad x_hat - grad x| over horizontal and vertical finite differences."""
-    def grads(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return t[..., :, 1:] - t[..., :, :-1], t[..., 1:, :] - t[..., :-1, :]
-    (hx, hy), (gx, gy) = grads(x_hat), grads(x)
-    return 0.5 * ((hx - gx).abs().flatten(1).mean(1) + (hy - gy).abs().flatten(1).mean(1))
-
-
-def ms_ssim_per_sample(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """MS-SSIM per sample for [0, 1] images, with the window shrunk for small crops (the
-    usual 11-tap, 5-scale MS-SSIM needs more than 160 px); plain SSIM below 48 px."""
-    from pytorch_msssim import ms_ssim, ssim
-    side = min(x.shape[-2:])
-    for win in (11, 9, 7, 5, 3):
-        if side > (win - 1) * 16:
-            return ms_ssim(x_hat, x, data_range=1.0, size_average=False, win_size=win)
-    return ssim(x_hat, x, data_range=1.0, size_average=False, win_size=min(11, side - (side + 1) % 2))
-
-
 def depth_distortion(x_hat: torch.Tensor, x: torch.Tensor, gamma: float = 0.1) -> torch.Tensor:
-    """Thesis depth loss per sample: gamma * L1 + gradient L1 + (1 - MS-SSIM)."""
-    l1 = (x_hat - x).abs().flatten(1).mean(1)
-    return gamma * l1 + gradient_l1(x_hat, x) + (1 - ms_ssim_per_sample(x_hat.clamp(0, 1), x))
+    """Thesis depth loss per sample: gamma * L1 + gradient L1 + (1 - MS-SSIM), holes excluded
+    from the L1 terms (mmcodec.train.loss.thesis_distortion)."""
+    from mmcodec.train.loss import thesis_distortion
+    return thesis_distortion(x_hat, x, gamma)
 
 
 def rgbd_rd_loss(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
-                 modality_weight: dict[str, float] | None = None, depth_loss: str = "thesis",
-                 gamma: float = 0.1, depth_scale: float = 1000.0) -> dict[str, torch.Tensor]:
-    """Drop-in for mmcodec.train.loss.rd_loss with the thesis depth loss.
-
-    Every modality costs bpp + weight * lambda * D; D = 255^2 * MSE except for depth with
-    depth_loss="thesis", where D = depth_scale * depth_distortion (depth_scale puts it on
-    the scale of 255^2 * MSE at typical operating points, so one lambda ladder serves both).
-    The trainer would call it as `rgbd_rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)`
-    in place of `rd_loss(...)` when a config asks for it.
-    """
-    from mmcodec.train.loss import bits_per_pixel
-    modality_weight = modality_weight or {}
-    terms: dict[str, torch.Tensor] = {}
-    loss = torch.zeros((), device=lam.device)
-    for m, target in x.items():
-        num_pixels = target.shape[-2] * target.shape[-1]
-        x_hat = out["x_hat"][m]
-        mse = (x_hat - target).pow(2).flatten(1).mean(1)
-        if m == "depth" and depth_loss == "thesis":
-            distortion = depth_scale * depth_distortion(x_hat, target, gamma)
-        else:
-            distortion = 255 ** 2 * mse
-        bpp = bits_per_pixel(out["likelihoods"][m], num_pixels)
-        loss = loss + (bpp + modality_weight.get(m, 1.0) * lam * distortion).mean()
-        terms[f"bpp_{m}"] = bpp.mean().detach()
-        terms[f"mse_{m}"] = mse.mean().detach()
-    terms["loss"] = loss
-    return terms
+                 modality_weight: dict[str, float] | None = None,
+                 depth_loss: str = "thesis") -> dict[str, torch.Tensor]:
+    """mmcodec.train.loss.rd_loss with `distortion={"depth": depth_loss}` (what the trainer
+    runs for a config with that key)."""
+    from mmcodec.train.loss import rd_loss
+    return rd_loss(out, x, lam, modality_weight, {"depth": depth_loss} if "depth" in x else {})

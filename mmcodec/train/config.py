@@ -15,6 +15,13 @@ L_i* is computed like L_i, for a like-for-like difference: a training-mode forwa
 frozen copy (additive quantisation noise for the rates) under no_grad, on the same batch and
 rates with the same noise samples (the random state is replayed), so L_i - L_i* measures
 only how the weights moved. Losses are batch means; the log gets their components.
+
+`distortion` picks D per modality in R + lambda*D: `{}` (default) is 255^2*MSE for every
+modality; `{"depth": "thesis"}` uses the RGB-D thesis depth loss THESIS_SCALE*(0.1*L1 +
+gradient L1 + (1 - MS-SSIM)) on the normalised depth, holes left out of the L1 terms
+(mmcodec.train.loss; THESIS_SCALE = 640 keeps a lambda's RD slope about where MSE puts it).
+Values: "mse" | "thesis" ("thesis" for depth only). The log still shows PSNR and bpp;
+budget.json records the distortion of every modality.
 """
 from __future__ import annotations
 
@@ -26,6 +33,9 @@ from typing import Any
 
 from mmcodec.errors import BadInputError
 
+# Names only (no torch import): config loading stays light.
+DISTORTIONS = ("mse", "thesis")
+THESIS_MODALITIES = ("depth",)
 JOINT_OBJECTIVE_WEIGHT = 5.0   # w in Lu et al.'s L_v + w|L_i - L_i*|
 
 
@@ -62,6 +72,7 @@ class TrainConfig:
     freeze: list[str] = field(default_factory=list)          # parameter-name prefixes kept fixed
     stage: str = "joint"                         # passed to model.stage_parameters
     joint_objective: dict[str, float] | None = None  # {"weight": 5.0}: Lu et al.'s L_v + w|L_i - L_i*|
+    distortion: dict[str, str] = field(default_factory=dict)  # {"depth": "thesis"}; default "mse"
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
     # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
@@ -87,6 +98,21 @@ class TrainConfig:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
                     or weight <= 0:
                 raise BadInputError(f"joint_objective weight must be a positive number, got {weight!r}")
+        if not isinstance(self.distortion, dict):
+            raise BadInputError(f"distortion must be {{modality: type}}, got {self.distortion!r}")
+        for modality, kind in self.distortion.items():
+            if modality not in self.modalities:
+                raise BadInputError(f"distortion: unknown modality {modality!r} (modalities: "
+                                    f"{', '.join(self.modalities)})")
+            if kind not in DISTORTIONS:
+                raise BadInputError(f"distortion for {modality}: unknown type {kind!r} "
+                                    f"(expected {' | '.join(DISTORTIONS)})")
+            if kind == "thesis" and modality not in THESIS_MODALITIES:
+                raise BadInputError(f"distortion for {modality}: \"thesis\" is a depth loss")
+
+    def distortion_of(self, modality: str) -> str:
+        """The distortion type of one modality ("mse" unless configured)."""
+        return self.distortion.get(modality, "mse")
 
     @property
     def joint_objective_weight(self) -> float | None:

@@ -1,9 +1,39 @@
-"""Rate-distortion loss: R + lambda * 255^2 * MSE per modality, per-sample lambda (variable rate)."""
+"""Rate-distortion loss: R + lambda * D per modality, per-sample lambda (variable rate).
+
+D is chosen per modality (config key `distortion`, default "mse" everywhere):
+- "mse": 255^2 * MSE on the [0, 1] tensors (the CompressAI convention).
+- "thesis" (depth only, the RGB-D thesis): THESIS_SCALE * (gamma * L1 + gradient L1 +
+  (1 - MS-SSIM)), gamma = 0.1, on the normalised depth (B, 1, H, W) in [0, 1]. Holes (see
+  `depth_valid_mask`) are left out of the L1 and gradient terms; MS-SSIM sees whole images.
+  THESIS_SCALE makes one lambda ladder mean about the same RD slope as with MSE (below).
+"""
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
+
+from mmcodec.data.images import HOLE_FLOOR
+from mmcodec.train.config import DISTORTIONS   # the names live with the config (validated there)
+
+THESIS_GAMMA = 0.1                  # weight of the plain L1 term (thesis)
+# lambda * THESIS_SCALE * D_thesis should trade rate like lambda * 255^2 * MSE does: the loss
+# optimum sits where dR/dD = -lambda * scale, so the scale that keeps a lambda's operating
+# point is 255^2 * dMSE/dD_thesis along the RD curve. scripts/depth_loss_scale.py measured it
+# with the shipped (MSE-trained) rgb-d/hyperprior on 37 centre 128-px rgbdd-train depth crops:
+# 720, 637, 557 between its four rate points (mean 638; the plain magnitude ratio
+# 255^2*MSE / D_thesis is 800-910). Hence 640. It matches slopes of an MSE-trained model;
+# training on the thesis loss moves the RD curve, so the ladder deserves a check (retune).
+THESIS_SCALE = 640.0
+MSE_SCALE = 255 ** 2
+
+# MS-SSIM (Wang, Simoncelli, Bovik 2003) with the usual constants and the 5-scale weights.
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+MSSSIM_WIN = 11
+MSSSIM_SIGMA = 1.5
+_K1, _K2 = 0.01, 0.03
+_CLAMP = 1e-4    # floor of the per-scale terms: d(term^w)/dterm = w/term * term^w stays <= ~w * 1e4
 
 
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
@@ -12,25 +42,158 @@ def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> tor
     return total / (-math.log(2) * num_pixels)
 
 
+# -- MS-SSIM --------------------------------------------------------------------------------
+def gaussian_window(size: int = MSSSIM_WIN, sigma: float = MSSSIM_SIGMA) -> torch.Tensor:
+    """Normalised 1-D Gaussian taps centred on the middle tap."""
+    t = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-t * t / (2 * sigma * sigma))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filter per channel (no padding: borders are not invented)."""
+    c, k = x.shape[1], taps.numel()
+    x = F.conv2d(x, taps.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return F.conv2d(x, taps.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+
+def msssim_scales(height: int, width: int, win_size: int = MSSSIM_WIN, max_scales: int = 5) -> int:
+    """How many scales fit: the coarsest one must still be larger than the window after
+    halving, i.e. short side > (win - 1) * 2^(scales - 1) (161 px for the full 5 scales;
+    a 128-px training crop gets 4, a 64-px crop 3)."""
+    short = min(height, width)
+    scales = max_scales
+    while scales > 1 and short <= (win_size - 1) * 2 ** (scales - 1):
+        scales -= 1
+    return scales
+
+
+def ms_ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0, win_size: int = MSSSIM_WIN,
+            sigma: float = MSSSIM_SIGMA, scales: int | None = None) -> torch.Tensor:
+    """Differentiable MS-SSIM per sample, (B,): per-channel values averaged over channels.
+
+    Same conventions as pytorch-msssim (mmcodec.bench.metrics): valid filtering, 2x2 average
+    pooling between scales (odd sides zero-padded), contrast-structure at the finer scales and
+    SSIM at the coarsest. With fewer than 5 scales (crops under 161 px) the first `scales`
+    standard weights are used, renormalised to sum to 1 so identical images still give 1.
+    Per-scale terms are clamped to a small positive floor before the fractional powers:
+    pytorch-msssim's relu leaves term^w with gradient w * term^(w-1), which explodes as a
+    term nears 0 (~1e20 at 1e-30); negative terms (anticorrelated scales) get no gradient.
+    Images smaller than the window use a window that fits (odd, at least 3 taps if possible).
+    """
+    if scales is None:
+        scales = msssim_scales(x.shape[-2], x.shape[-1], win_size)
+    win_size = min(win_size, min(x.shape[-2:]) - (1 - min(x.shape[-2:]) % 2))
+    taps = gaussian_window(max(win_size, 1), sigma).to(x)
+    weights = torch.tensor(MSSSIM_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
+    weights = weights / weights.sum()
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    log_terms = []
+    for s in range(scales):
+        mu_a, mu_b = _blur(x_hat, taps), _blur(x, taps)
+        var_a = _blur(x_hat * x_hat, taps) - mu_a * mu_a
+        var_b = _blur(x * x, taps) - mu_b * mu_b
+        cov = _blur(x_hat * x, taps) - mu_a * mu_b
+        cs_map = (2 * cov + c2) / (var_a + var_b + c2)
+        if s < scales - 1:
+            term = cs_map.flatten(2).mean(-1)
+            pad = [x.shape[-2] % 2, x.shape[-1] % 2]
+            x_hat, x = F.avg_pool2d(x_hat, 2, padding=pad), F.avg_pool2d(x, 2, padding=pad)
+        else:
+            lum = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+            term = (lum * cs_map).flatten(2).mean(-1)
+        # Product of powers as a sum of logs; the clamp bounds the gradients.
+        log_terms.append(weights[s] * torch.log(term.clamp(min=_CLAMP)))
+    return torch.exp(torch.stack(log_terms).sum(0)).mean(1)
+
+
+# -- thesis depth loss ----------------------------------------------------------------------
+def depth_valid_mask(target: torch.Tensor) -> torch.Tensor:
+    """Valid (non-hole) pixels of normalised depth, (B, 1, H, W) bool, from the target alone.
+
+    mmcodec.data.images maps a depth image with holes to 0 (holes) and [HOLE_FLOOR, 1] (valid).
+    A sample whose nonzero values all sit at or above HOLE_FLOOR / 2 has that gap: its zeros
+    are holes. A hole-free image is normalised to its own range, so its minimum is also 0
+    but with depth values just above it (no gap): then every pixel is valid. (A lone minimum
+    pixel far below the rest of a crop also passes as a hole: harmless.) The batch carries
+    no hole flag, hence the inference.
+    """
+    nonzero = target > 0
+    in_gap = (nonzero & (target < HOLE_FLOOR / 2)).flatten(1).any(1)
+    return nonzero | in_gap.view(-1, *([1] * (target.dim() - 1)))
+
+
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.to(values.dtype)
+    return (values * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp(min=1)
+
+
+def masked_l1(x_hat: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean |x_hat - x| over valid pixels."""
+    return _masked_mean((x_hat - x).abs(), valid)
+
+
+def masked_gradient_l1(x_hat: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean(|dx x_hat - dx x|) + mean(|dy x_hat - dy x|), forward differences,
+    each over the differences whose two pixels are both valid (a step into a hole is no edge)."""
+    def dx(t: torch.Tensor) -> torch.Tensor:
+        return t[..., :, 1:] - t[..., :, :-1]
+
+    def dy(t: torch.Tensor) -> torch.Tensor:
+        return t[..., 1:, :] - t[..., :-1, :]
+    return (_masked_mean((dx(x_hat) - dx(x)).abs(), valid[..., :, 1:] & valid[..., :, :-1])
+            + _masked_mean((dy(x_hat) - dy(x)).abs(), valid[..., 1:, :] & valid[..., :-1, :]))
+
+
+def thesis_distortion(x_hat: torch.Tensor, x: torch.Tensor, gamma: float = THESIS_GAMMA,
+                      valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Thesis depth distortion per sample, (B,): gamma * L1 + gradient L1 + (1 - MS-SSIM).
+
+    `valid`: pixels that count in the L1 terms (default `depth_valid_mask(x)`). MS-SSIM is on
+    the whole images, holes included: it keeps some pressure on the decoder to reproduce
+    holes as holes, which the L1 terms no longer give.
+    """
+    if valid is None:
+        valid = depth_valid_mask(x)
+    return (gamma * masked_l1(x_hat, x, valid) + masked_gradient_l1(x_hat, x, valid)
+            + (1 - ms_ssim(x_hat, x, data_range=1.0)))
+
+
+def distortion(kind: str, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample D in lambda's units: 255^2 * MSE, or THESIS_SCALE * thesis distortion."""
+    if kind == "mse":
+        return MSE_SCALE * (x_hat - x).pow(2).flatten(1).mean(1)
+    if kind == "thesis":
+        return THESIS_SCALE * thesis_distortion(x_hat, x)
+    raise ValueError(f"unknown distortion {kind!r}; expected one of {DISTORTIONS}")
+
+
+# -- RD losses ------------------------------------------------------------------------------
 def modality_rd(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor, modality: str,
-                modality_weight: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One modality's per-sample (loss, bpp, mse): loss = bpp + weight * lambda * 255^2 * mse."""
+                modality_weight: dict[str, float] | None = None,
+                distortions: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One modality's per-sample (loss, bpp, mse): loss = bpp + weight * lambda * D, D as
+    `distortions[modality]` says (default 255^2 * MSE). MSE is returned for the PSNR log."""
     target = x[modality]
+    x_hat = out["x_hat"][modality]
     num_pixels = target.shape[-2] * target.shape[-1]
-    mse = (out["x_hat"][modality] - target).pow(2).flatten(1).mean(1)
+    mse = (x_hat - target).pow(2).flatten(1).mean(1)
+    kind = (distortions or {}).get(modality, "mse")
+    dist = MSE_SCALE * mse if kind == "mse" else distortion(kind, x_hat, target)
     likelihoods = out["likelihoods"].get(modality)
     bpp = bits_per_pixel(likelihoods, num_pixels) if likelihoods else torch.zeros_like(mse)
     weight = (modality_weight or {}).get(modality, 1.0)
-    return bpp + weight * lam * 255 ** 2 * mse, bpp, mse
+    return bpp + weight * lam * dist, bpp, mse
 
 
 def rd_loss(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
-            modality_weight: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+            modality_weight: dict[str, float] | None = None,
+            distortions: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """`lam` holds one lambda per sample. Returns the loss and per-modality bpp/MSE means."""
     terms: dict[str, torch.Tensor] = {}
     loss = torch.zeros((), device=lam.device)
     for m in x:
-        sample_loss, bpp, mse = modality_rd(out, x, lam, m, modality_weight)
+        sample_loss, bpp, mse = modality_rd(out, x, lam, m, modality_weight, distortions)
         loss = loss + sample_loss.mean()
         terms[f"bpp_{m}"] = bpp.mean().detach()
         terms[f"mse_{m}"] = mse.mean().detach()
@@ -40,7 +203,8 @@ def rd_loss(out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
 
 def joint_objective_loss(out: dict, frozen_out: dict, x: dict[str, torch.Tensor], lam: torch.Tensor,
                          reference: str, current: str, weight: float,
-                         modality_weight: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+                         modality_weight: dict[str, float] | None = None,
+                         distortions: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """Lu et al.'s joint objective L_v + weight * |L_i - L_i*| (batch means).
 
     L_v: the reference modality's RD loss; L_i: the current modality's, from `out`; L_i*:
@@ -48,10 +212,10 @@ def joint_objective_loss(out: dict, frozen_out: dict, x: dict[str, torch.Tensor]
     same batch. Returns the terms of `rd_loss` (bpp/MSE of the trained model) with this
     loss, plus its components for the log.
     """
-    terms = rd_loss(out, x, lam, modality_weight)    # bpp/MSE for the log; its "loss" is replaced
-    loss_reference = modality_rd(out, x, lam, reference, modality_weight)[0].mean()
-    loss_current = modality_rd(out, x, lam, current, modality_weight)[0].mean()
-    loss_current_frozen = modality_rd(frozen_out, x, lam, current, modality_weight)[0].mean().detach()
+    terms = rd_loss(out, x, lam, modality_weight, distortions)    # bpp/MSE for the log; "loss" is replaced
+    loss_reference = modality_rd(out, x, lam, reference, modality_weight, distortions)[0].mean()
+    loss_current = modality_rd(out, x, lam, current, modality_weight, distortions)[0].mean()
+    loss_current_frozen = modality_rd(frozen_out, x, lam, current, modality_weight, distortions)[0].mean().detach()
     gap = (loss_current - loss_current_frozen).abs()
     terms.update(loss=loss_reference + weight * gap, loss_reference=loss_reference.detach(),
                  loss_current=loss_current.detach(), loss_current_frozen=loss_current_frozen,

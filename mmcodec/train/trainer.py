@@ -2,7 +2,8 @@
 
 One loop serves every architecture: the model's forward gives reconstructions and
 likelihoods per modality, the loss sums R + lambda*D over modalities with a lambda drawn
-per sample from the model's rate ladder. Checkpoints (fp32 weights + optimiser state) let a
+per sample from the model's rate ladder (D per modality from `distortion`: 255^2*MSE by
+default, or the thesis depth loss). Checkpoints (fp32 weights + optimiser state) let a
 run resume exactly; at the end the model is exported as an installed model (fp16).
 With `joint_objective` (Lu et al.), the loss is L_v + w|L_i - L_i*| instead, L_i* from a
 frozen copy of the model as loaded (see mmcodec.train.config).
@@ -252,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
         if frozen_model is None:
             out_fw = net(x, rate)
-            terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight)
+            terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight, cfg.distortion)
         else:
             cpu_rng = torch.get_rng_state()
             cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
@@ -260,7 +261,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             with torch.no_grad(), replayed_random_state(cpu_rng, cuda_rng, device):
                 frozen_out = frozen_model(x, rate)
             terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
-                                         joint_weight, cfg.modality_weight)
+                                         joint_weight, cfg.modality_weight, cfg.distortion)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         if cfg.clip > 0:
@@ -298,7 +299,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr, "train_split": cfg.train_split,
               "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
               "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
-              "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores"}
+              "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores",
+              "distortion": {m: cfg.distortion_of(m) for m in cfg.modalities}}
     if joint_weight is not None:
         budget["joint_objective"] = {"weight": joint_weight}
     if ddp.enabled:
