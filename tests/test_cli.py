@@ -93,3 +93,14 @@ def test_config_overrides_of_optional_fields_get_their_types() -> None:
     assert cfg.budget_cpu_minutes == 2.5
     assert cfg.init_from == "runs/x/checkpoint.pt"
     assert cfg.eval_split is None
+
+
+def test_config_override_null_resets_an_optional_field_the_file_sets(tmp_path) -> None:
+    import json
+
+    from mmcodec.train.config import load_config
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"eval_split": "roadscene-test", "ship_to": "mmcodec/weights"}))
+    cfg = load_config(str(path), ["eval_split=null", "ship_to=none"])
+    assert cfg.eval_split is None and cfg.ship_to is None

@@ -165,6 +165,10 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> TrainCo
         k, v = item.split("=", 1)
         if not hasattr(cfg, k):
             raise BadInputError(f"unknown config key {k!r}")
+        optional = next(f for f in fields(TrainConfig) if f.name == k).default is None
+        if optional and v.lower() in ("none", "null"):  # e.g. eval_split=null on a config that sets it
+            setattr(cfg, k, None)
+            continue
         try:
             setattr(cfg, k, _coerce(v, getattr(cfg, k)))
         except ValueError as exc:
