@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from mmcodec.codec import Codec
-from mmcodec.train.campaign import _installed_from_manifest, _records
+from mmcodec.models.registry import read_manifest
+from mmcodec.train.campaign import _records
 from mmcodec.train.evaluate import bd_rates, evaluate_codec, read_ledger
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     records = _records(args.select, args.every)
     select_rows = {}
     for run, entry in rows.items():
-        codec = Codec(_installed_from_manifest(_manifest(run)))
+        codec = Codec(read_manifest(_manifest(run)))
         select_rows[run] = evaluate_codec(codec, records, progress=False)
     modalities = [k[4:] for k in rows[args.baseline]["eval"][0] if k.startswith("bpp_")]
     out = []

@@ -100,6 +100,14 @@ def model_dirs() -> list[Path]:
     return [PACKAGE_WEIGHTS, *extra]
 
 
+def read_manifest(manifest: Path) -> InstalledModel:
+    """The installed model a `<name>.json` manifest describes (weights beside it)."""
+    m = json.loads(Path(manifest).read_text())
+    return InstalledModel(m["name"], m["arch"], m.get("kwargs", {}), list(m["modalities"]), list(m["lambdas"]),
+                          Path(manifest).with_suffix(".safetensors"), bool(m.get("default", False)),
+                          m.get("description", ""), m.get("budget", {}))
+
+
 def installed_models() -> list[InstalledModel]:
     seen: dict[str, InstalledModel] = {}
     for d in model_dirs():
@@ -107,15 +115,11 @@ def installed_models() -> list[InstalledModel]:
             continue
         for manifest in sorted(d.glob("*.json")):
             try:
-                m = json.loads(manifest.read_text())
-                weights = manifest.with_suffix(".safetensors")
-                if not weights.is_file() or "name" not in m or "arch" not in m:
-                    continue
-                seen[m["name"]] = InstalledModel(
-                    m["name"], m["arch"], m.get("kwargs", {}), list(m["modalities"]), list(m["lambdas"]),
-                    weights, bool(m.get("default", False)), m.get("description", ""), m.get("budget", {}))
+                model = read_manifest(manifest)
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # not a manifest of ours
+            if model.weights_path.is_file():
+                seen[model.name] = model
     return list(seen.values())
 
 

@@ -14,17 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from mmcodec.codec import Codec
-from mmcodec.models.registry import InstalledModel, installed_models
+from mmcodec.models.registry import installed_models, read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.evaluate import (anchor_rows_from_results, append_ledger, bd_rates, evaluate_codec)
-
-
-def _installed_from_manifest(manifest: Path) -> InstalledModel:
-    import json
-    m = json.loads(manifest.read_text())
-    return InstalledModel(m["name"], m["arch"], m["kwargs"], m["modalities"], m["lambdas"],
-                          manifest.with_suffix(".safetensors"), m.get("default", False),
-                          m.get("description", ""), m.get("budget", {}))
 
 
 def _records(split: str, every: int = 1, limit: int | None = None):
@@ -34,7 +26,7 @@ def _records(split: str, every: int = 1, limit: int | None = None):
 
 
 def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], progress: bool) -> dict[str, Any]:
-    candidate = _installed_from_manifest(Path(manifest))
+    candidate = read_manifest(Path(manifest))
     codec = Codec(candidate)
     entry: dict[str, Any] = {"model": cfg.name, "run": cfg.out, "steps": budget["steps"],
                              "cpu_hours": budget["cpu_hours"], "budget": budget}

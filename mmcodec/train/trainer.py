@@ -28,7 +28,7 @@ from tqdm import tqdm
 from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
 from mmcodec.errors import BadInputError
-from mmcodec.models.registry import build_model, find_model, install_model, load_weights
+from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
 from mmcodec.train.loss import joint_objective_loss, psnr_from_mse, rd_loss
@@ -135,10 +135,10 @@ def _shipped_manifest(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
     weights = manifest.with_suffix(".safetensors")
     if not (manifest.is_file() and weights.is_file()):
         return None
-    m = json.loads(manifest.read_text())
-    if m.get("arch") != cfg.arch or m.get("kwargs") != cfg.kwargs or "steps" not in m.get("budget", {}):
+    shipped = read_manifest(manifest)
+    if shipped.arch != cfg.arch or shipped.kwargs != cfg.kwargs or "steps" not in shipped.budget:
         return None
-    return weights, m["budget"]
+    return weights, shipped.budget
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
