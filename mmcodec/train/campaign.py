@@ -34,8 +34,9 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
     if cfg.eval_split:
         rows = evaluate_codec(codec, _records(cfg.eval_split, 1, cfg.eval_limit), progress=progress)
         entry["eval_split"], entry["eval"] = cfg.eval_split, rows
+        # The anchor curve covers the whole split: a BD-rate against it needs the whole split too.
         anchor = anchor_rows_from_results(Path(cfg.anchor_results), "hevc", cfg.modalities) \
-            if cfg.anchor_results else None
+            if cfg.anchor_results and not cfg.eval_limit else None
         if anchor:
             entry["bd_rate_vs_hevc"] = bd_rates(rows, anchor, cfg.modalities)
     if cfg.select_split and cfg.ship_to:
