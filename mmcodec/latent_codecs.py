@@ -592,7 +592,100 @@ def split_channels(channels: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-class ChannelSliceCodec(nn.Module):
+class SliceLoopCodec(nn.Module):
+    """The channel-wise autoregressive loop (Minnen & Singh, ICIP 2020) shared by every
+    channel-slice latent codec: y is cut into `slice_sizes` slices coded one after another,
+    each with a Gaussian whose mean and scale depend on the hyperprior and the slices
+    already decoded; LRP then refines each decoded slice. Streams: [z, slice 0, ..., n-1].
+
+    Subclasses own `h_a`, `entropy_bottleneck`, `gaussian_conditional` and `slice_sizes`,
+    and define the three hooks that differ between entropy models:
+    - `_hyper(z_hat)`: the hyper-synthesis output handed to every slice,
+    - `_slice_params(i, hyper, decoded, context_features) -> (support, scales, means)`,
+    - `_refine(i, support, y_hat_slice)`: LRP (or nothing).
+    `_context_features` turns an optional cross-modal `context` into features once per
+    image (CCEM); the default accepts none. forward, compress and decompress run the same
+    hooks on the same inputs, which is what makes decoding bit-exact.
+    """
+
+    slice_sizes: list[int]
+    # Training-time z_hat for h_s: "noise" (CompressAI: the bottleneck's noisy z) or "ste"
+    # (LIC-TCM: the rounded z the decoder sees, with a straight-through gradient).
+    training_z_hat = "noise"
+
+    def _hyper(self, z_hat: torch.Tensor):
+        raise NotImplementedError
+
+    def _slice_params(self, i: int, hyper, decoded: list[torch.Tensor], context_features: torch.Tensor | None):
+        raise NotImplementedError
+
+    def _refine(self, i: int, support: torch.Tensor, y_hat_slice: torch.Tensor) -> torch.Tensor:
+        return y_hat_slice
+
+    def _context_features(self, context: torch.Tensor | None, latent_hw: tuple[int, int]) -> torch.Tensor | None:
+        if context is not None:
+            raise ValueError(f"{type(self).__name__} takes no cross-modal context")
+        return None
+
+    def update(self, force: bool = False) -> bool:
+        """Build the CDF tables (a PairModel's `update()` does this for every codec it holds)."""
+        updated = self.entropy_bottleneck.update(force=force)
+        return self.gaussian_conditional.update_scale_table(get_scale_table(), force=force) | updated
+
+    def forward(self, y: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        if self.training_z_hat == "ste":
+            medians = self.entropy_bottleneck._get_medians()
+            z_hat = ste_round(z - medians) + medians
+        hyper = self._hyper(z_hat)
+        ctx = self._context_features(context, y.shape[-2:])
+        decoded, likelihoods = [], []
+        for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
+            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
+            _, slice_likelihoods = self.gaussian_conditional(y_slice, scales, means)
+            likelihoods.append(slice_likelihoods)
+            # Later slices and the synthesis see rounded values (straight-through gradient).
+            decoded.append(self._refine(i, support, ste_round(y_slice - means) + means))
+        return torch.cat(decoded, 1), {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}
+
+    @torch.no_grad()
+    def compress(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
+        hyper = self._hyper(z_hat)
+        ctx = self._context_features(context, y.shape[-2:])
+        strings, decoded = [z_string], []
+        for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
+            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
+            scales, means = quantise_params(scales), quantise_params(means)
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            strings.append(self.gaussian_conditional.compress(y_slice, indexes, means=means)[0])
+            # Exactly what the decoder reconstructs: integer symbols + the same means.
+            y_hat_slice = self.gaussian_conditional.quantize(y_slice, "dequantize", means)
+            decoded.append(self._refine(i, support, y_hat_slice))
+        return strings, torch.cat(decoded, 1)
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], latent_hw: tuple[int, int],
+                   context: torch.Tensor | None = None) -> torch.Tensor:
+        if len(strings) != len(self.slice_sizes) + 1:
+            raise ValueError(f"expected {len(self.slice_sizes) + 1} strings, got {len(strings)}")
+        z_string, *slice_strings = strings
+        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
+        hyper = self._hyper(z_hat)
+        ctx = self._context_features(context, latent_hw)
+        decoded: list[torch.Tensor] = []
+        for i, slice_string in enumerate(slice_strings):
+            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
+            scales, means = quantise_params(scales), quantise_params(means)
+            indexes = self.gaussian_conditional.build_indexes(scales)
+            y_hat_slice = self.gaussian_conditional.decompress([slice_string], indexes, means=means)
+            decoded.append(self._refine(i, support, y_hat_slice))
+        return torch.cat(decoded, 1)
+
+
+class ChannelSliceCodec(SliceLoopCodec):
     """Channel-wise conditional entropy model (Minnen & Singh, ICIP 2020) with latent
     residual prediction (LRP), optional LCEB over previous slices and optional cross-modal
     context (CCEM, Wang et al.).
@@ -611,8 +704,8 @@ class ChannelSliceCodec(nn.Module):
     simply skips it (stage-1 training, or decoding without the other modality).
     After rounding, LRP adds 0.5*tanh(f(support, y_hat_i)) to reduce the quantisation error.
 
-    Streams: [z, slice 0, ..., slice n-1]. The decoder must receive exactly the context the
-    encoder used (the other modality's *decoded* latent), which makes decoding bit-exact.
+    Streams: [z, slice 0, ..., slice n-1] (the loop is `SliceLoopCodec`'s). The decoder must
+    receive exactly the context the encoder used (the other modality's *decoded* latent), which makes decoding bit-exact.
     """
 
     def __init__(self, M: int, N: int, num_slices: int = 5, support_ch: int = 128, lceb: bool = True,
@@ -645,7 +738,7 @@ class ChannelSliceCodec(nn.Module):
             self.fusion = nn.ModuleList(AgentFusionBlock(support_ch, context_dim, support_ch, context_dim, heads, agents)
                                         for _ in range(num_slices))
 
-    # -- shared by forward, compress and decompress (same ops => bit-exact decoding) -------
+    # -- the SliceLoopCodec hooks ------------------------------------------------------------
     def _context_features(self, context: torch.Tensor | None, latent_hw: tuple[int, int]) -> torch.Tensor | None:
         if context is None:
             return None
@@ -654,6 +747,9 @@ class ChannelSliceCodec(nn.Module):
         if context.shape[-2:] != tuple(latent_hw):
             raise ValueError(f"context is {tuple(context.shape[-2:])}, latent is {tuple(latent_hw)}")
         return self.context_extractor(context)
+
+    def _hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
+        return self.h_s(z_hat)
 
     def _slice_params(self, i: int, hyper: torch.Tensor, decoded: list[torch.Tensor],
                       context_features: torch.Tensor | None):
@@ -667,58 +763,3 @@ class ChannelSliceCodec(nn.Module):
         if self.lrp is None:
             return y_hat_slice
         return y_hat_slice + 0.5 * torch.tanh(self.lrp[i](torch.cat([support, y_hat_slice], 1)))
-
-    # -- CompressAI-style interface --------------------------------------------------------
-    def update(self, force: bool = False) -> bool:
-        """Build the CDF tables (a PairModel's `update()` does this for every codec it holds)."""
-        updated = self.entropy_bottleneck.update(force=force)
-        return self.gaussian_conditional.update_scale_table(get_scale_table(), force=force) | updated
-
-    def forward(self, y: torch.Tensor, context: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        hyper = self.h_s(z_hat)
-        ctx = self._context_features(context, y.shape[-2:])
-        decoded, likelihoods = [], []
-        for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
-            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
-            _, slice_likelihoods = self.gaussian_conditional(y_slice, scales, means)
-            likelihoods.append(slice_likelihoods)
-            # Later slices and the synthesis see rounded values (straight-through gradient).
-            decoded.append(self._refine(i, support, ste_round(y_slice - means) + means))
-        return torch.cat(decoded, 1), {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}
-
-    @torch.no_grad()
-    def compress(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
-        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
-        hyper = self.h_s(z_hat)
-        ctx = self._context_features(context, y.shape[-2:])
-        strings, decoded = [z_string], []
-        for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
-            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
-            scales, means = quantise_params(scales), quantise_params(means)
-            indexes = self.gaussian_conditional.build_indexes(scales)
-            strings.append(self.gaussian_conditional.compress(y_slice, indexes, means=means)[0])
-            # Exactly what the decoder reconstructs: integer symbols + the same means.
-            y_hat_slice = self.gaussian_conditional.quantize(y_slice, "dequantize", means)
-            decoded.append(self._refine(i, support, y_hat_slice))
-        return strings, torch.cat(decoded, 1)
-
-    @torch.no_grad()
-    def decompress(self, strings: list[bytes], latent_hw: tuple[int, int],
-                   context: torch.Tensor | None = None) -> torch.Tensor:
-        if len(strings) != self.num_slices + 1:
-            raise ValueError(f"expected {self.num_slices + 1} strings, got {len(strings)}")
-        z_string, *slice_strings = strings
-        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
-        hyper = self.h_s(z_hat)
-        ctx = self._context_features(context, latent_hw)
-        decoded: list[torch.Tensor] = []
-        for i, slice_string in enumerate(slice_strings):
-            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
-            scales, means = quantise_params(scales), quantise_params(means)
-            indexes = self.gaussian_conditional.build_indexes(scales)
-            y_hat_slice = self.gaussian_conditional.decompress([slice_string], indexes, means=means)
-            decoded.append(self._refine(i, support, y_hat_slice))
-        return torch.cat(decoded, 1)

@@ -41,8 +41,7 @@ import torch.nn as nn
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.layers import ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
 
-from mmcodec.latent_codecs import code_hyper_latent, decode_hyper_latent, quantise_params
-from mmcodec.layers import ste_round
+from mmcodec.latent_codecs import SliceLoopCodec, split_channels
 from mmcodec.layers.tcm import StructurePriorFusion, SWAtten, TCMStage
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import GainUnits
@@ -140,27 +139,20 @@ class TCMSynthesis(nn.Module):
 # ----------------------------------------------------------------------------------------
 # Entropy model: hyperprior + channel slices + LRP
 # ----------------------------------------------------------------------------------------
-def _slice_sizes(M: int, num_slices: int) -> list[int]:
-    base, extra = divmod(M, num_slices)
-    return [base + (1 if i < extra else 0) for i in range(num_slices)]
-
-
 def _three_convs(in_ch: int, hidden: list[int], out_ch: int) -> nn.Sequential:
     return nn.Sequential(conv3x3(in_ch, hidden[0]), nn.GELU(), conv3x3(hidden[0], hidden[1]), nn.GELU(),
                          conv3x3(hidden[1], out_ch))
 
 
-class SliceLatentCodec(nn.Module):
+class SliceLatentCodec(SliceLoopCodec):
     """y -> bits -> y_hat with a TCM hyperprior and a channel-wise autoregressive model.
 
     Slice i's mean and scale come from the hyperprior's mean/scale maps and the already
     decoded slices (up to `max_support`); after decoding, LRP adds a bounded correction
     predicted from the same context and the slice itself. Streams: [z, slice 0, ..., slice 4]
-    (one rANS string per slice, as mmcodec.latent_codecs.ChannelSliceCodec, so the codec's
-    bounded-decoder guard applies).
-
-    Not mmcodec.latent_codecs.ChannelSliceCodec: LIC-TCM needs TCM hyper transforms with
-    separate mean/scale branches, per-slice SWAtten and separate mean/scale/LRP networks.
+    (the coding loop is mmcodec.latent_codecs.SliceLoopCodec's, shared with CCEM's
+    ChannelSliceCodec). What differs is in the hooks: TCM hyper transforms with separate
+    mean/scale branches, per-slice SWAtten and separate mean/scale/LRP networks.
     """
 
     def __init__(self, M: int, C: int, Z: int, num_slices: int = 5, max_support: int = 5,
@@ -169,7 +161,7 @@ class SliceLatentCodec(nn.Module):
                  atten_head_dim: int = 16) -> None:
         super().__init__()
         hidden = list(entropy_hidden or [224, 128])
-        self.sizes = _slice_sizes(M, num_slices)
+        self.slice_sizes = split_channels(M, num_slices)
         self.max_support = max_support
         width = 2 * C
         self.h_a = nn.Sequential(ResidualBlockWithStride(M, width, 2),
@@ -182,73 +174,34 @@ class SliceLatentCodec(nn.Module):
                                  subpel_conv3x3(width, M, 2))
         self.h_mean_s, self.h_scale_s = h_s(), h_s()
 
-        support = [M + sum(self.sizes[:min(i, max_support)]) for i in range(num_slices)]
+        support = [M + sum(self.slice_sizes[:min(i, max_support)]) for i in range(num_slices)]
 
         def atten(ch: int) -> nn.Module:
             return SWAtten(ch, ch, atten_inter, atten_head_dim, window) if swatten else nn.Identity()
         self.mean_atten = nn.ModuleList(atten(s) for s in support)
         self.scale_atten = nn.ModuleList(atten(s) for s in support)
-        self.mean_transforms = nn.ModuleList(_three_convs(s, hidden, n) for s, n in zip(support, self.sizes))
-        self.scale_transforms = nn.ModuleList(_three_convs(s, hidden, n) for s, n in zip(support, self.sizes))
-        self.lrp_transforms = nn.ModuleList(_three_convs(s + n, hidden, n) for s, n in zip(support, self.sizes))
+        self.mean_transforms = nn.ModuleList(_three_convs(s, hidden, n) for s, n in zip(support, self.slice_sizes))
+        self.scale_transforms = nn.ModuleList(_three_convs(s, hidden, n) for s, n in zip(support, self.slice_sizes))
+        self.lrp_transforms = nn.ModuleList(_three_convs(s + n, hidden, n) for s, n in zip(support, self.slice_sizes))
         self.entropy_bottleneck = EntropyBottleneck(Z)
         self.gaussian_conditional = GaussianConditional(None)
 
-    def _slice_params(self, i: int, hyper_means: torch.Tensor, hyper_scales: torch.Tensor,
-                      decoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    training_z_hat = "ste"   # h_s sees the rounded z the decoder will see
+
+    def _hyper(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
+
+    def _slice_params(self, i: int, hyper: tuple[torch.Tensor, torch.Tensor], decoded: list[torch.Tensor],
+                      context_features: None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hyper_means, hyper_scales = hyper
         previous = decoded[:self.max_support]
         mean_support = self.mean_atten[i](torch.cat([hyper_means, *previous], 1))
         scale_support = self.scale_atten[i](torch.cat([hyper_scales, *previous], 1))
-        return self.mean_transforms[i](mean_support), self.scale_transforms[i](scale_support), mean_support
+        return mean_support, self.scale_transforms[i](scale_support), self.mean_transforms[i](mean_support)
 
     def _refine(self, i: int, mean_support: torch.Tensor, y_hat_slice: torch.Tensor) -> torch.Tensor:
         # LRP: predicts part of the quantisation residual; bounded to +-0.5 (one bin).
         return y_hat_slice + 0.5 * torch.tanh(self.lrp_transforms[i](torch.cat([mean_support, y_hat_slice], 1)))
-
-    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        z = self.h_a(y)
-        _, z_likelihoods = self.entropy_bottleneck(z)
-        medians = self.entropy_bottleneck._get_medians()
-        z_hat = ste_round(z - medians) + medians        # the decoder's z_hat, with a gradient
-        hyper_means, hyper_scales = self.h_mean_s(z_hat), self.h_scale_s(z_hat)
-        decoded, likelihoods = [], []
-        for i, y_slice in enumerate(y.split(self.sizes, 1)):
-            mu, scale, mean_support = self._slice_params(i, hyper_means, hyper_scales, decoded)
-            _, lik = self.gaussian_conditional(y_slice, scale, mu)
-            likelihoods.append(lik)
-            decoded.append(self._refine(i, mean_support, ste_round(y_slice - mu) + mu))
-        return torch.cat(decoded, 1), {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}
-
-    @torch.no_grad()
-    def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
-        hyper_means, hyper_scales = self.h_mean_s(z_hat), self.h_scale_s(z_hat)
-        strings, decoded = [z_string], []
-        for i, y_slice in enumerate(y.split(self.sizes, 1)):
-            mu, scale, mean_support = self._slice_params(i, hyper_means, hyper_scales, decoded)
-            mu, scale = quantise_params(mu), quantise_params(scale)
-            indexes = self.gaussian_conditional.build_indexes(scale)
-            strings.append(self.gaussian_conditional.compress(y_slice, indexes, means=mu)[0])
-            # Exactly what the decoder reconstructs: integer symbols + the same means.
-            y_hat_slice = self.gaussian_conditional.quantize(y_slice, "dequantize", mu)
-            decoded.append(self._refine(i, mean_support, y_hat_slice))
-        return strings, torch.cat(decoded, 1)
-
-    @torch.no_grad()
-    def decompress(self, strings: list[bytes], latent_hw: tuple[int, int]) -> torch.Tensor:
-        if len(strings) != len(self.sizes) + 1:
-            raise ValueError(f"expected {len(self.sizes) + 1} strings, got {len(strings)}")
-        z_string, *slice_strings = strings
-        z_hat = decode_hyper_latent(self.entropy_bottleneck, z_string, latent_hw)
-        hyper_means, hyper_scales = self.h_mean_s(z_hat), self.h_scale_s(z_hat)
-        decoded: list[torch.Tensor] = []
-        for i, slice_string in enumerate(slice_strings):
-            mu, scale, mean_support = self._slice_params(i, hyper_means, hyper_scales, decoded)
-            mu, scale = quantise_params(mu), quantise_params(scale)
-            indexes = self.gaussian_conditional.build_indexes(scale)
-            y_hat_slice = self.gaussian_conditional.decompress([slice_string], indexes, means=mu)
-            decoded.append(self._refine(i, mean_support, y_hat_slice))
-        return torch.cat(decoded, 1)
 
 
 # ----------------------------------------------------------------------------------------
