@@ -13,6 +13,8 @@ the models):
   strings [y anchors, y non-anchors, z].
 - "autoregressive": `AutoregressiveMeanScale` (Minnen et al. 2018), serial raster-order
   coding; strings [y, z]. Fidelity to the paper, at a CPU cost (one step per position).
+- "channel-slice": `ChannelSliceCodec` (Minnen & Singh 2020), 4 channel slices + LRP, no
+  spatial context; strings [z, slice 0..3]. Its own parameter names: no hyperprior warm start.
 Latent sizes must be multiples of 4 (h_a/h_s change the resolution by 4), as they are
 in every model (images are padded to multiples of 64).
 
@@ -572,13 +574,15 @@ class AutoregressiveMeanScale(_ContextHyperprior):
         return scan.latent()
 
 
-LATENT_CONTEXTS = ("hyperprior", "checkerboard", "autoregressive")
+LATENT_CONTEXTS = ("hyperprior", "checkerboard", "autoregressive", "channel-slice")
 
 
 def build_latent_codec(context: str, M: int, N: int) -> nn.Module:
     """The single-modality latent codec for a spatial-context name (a model constructor kwarg)."""
     codecs = {"hyperprior": MeanScaleHyperprior, "checkerboard": CheckerboardMeanScale,
-              "autoregressive": AutoregressiveMeanScale}
+              "autoregressive": AutoregressiveMeanScale,
+              # Minnen & Singh 2020 channel context, without spatial context: 4 slices + LRP.
+              "channel-slice": lambda M, N: ChannelSliceCodec(M, N, num_slices=4, lceb=False)}
     if context not in codecs:
         raise ValueError(f"context must be one of {', '.join(LATENT_CONTEXTS)}, not {context!r}")
     return codecs[context](M, N)

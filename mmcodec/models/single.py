@@ -6,11 +6,12 @@ Ballé/Minnen analysis and synthesis transforms, a mean-scale hyperprior, and ga
 learned per-channel gain for the chosen rate before quantisation and by an inverse gain
 after, so one network serves every rate point.
 
-`context` picks the latent codec's spatial context (mmcodec.latent_codecs):
-"hyperprior" (none, the shipped models), "checkerboard" (He et al. 2021, two parallel
-passes) or "autoregressive" (Minnen et al. 2018, serial: slow to code on a CPU). The
-context codecs keep the hyperprior's parameter names and start as the plain hyperprior,
-so a "hyperprior" checkpoint warm-starts them.
+`context` picks the latent codec's context (mmcodec.latent_codecs): "hyperprior" (none,
+the shipped models), "checkerboard" (He et al. 2021, two parallel passes),
+"autoregressive" (Minnen et al. 2018, serial: slow to code on a CPU) or "channel-slice"
+(Minnen & Singh 2020, slices coded in turn). The two spatial context codecs keep the
+hyperprior's parameter names and start as the plain hyperprior, so a "hyperprior"
+checkpoint warm-starts them.
 """
 from __future__ import annotations
 
