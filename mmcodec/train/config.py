@@ -62,6 +62,11 @@ class TrainConfig:
     crop_schedule: list[list[int]] = field(default_factory=lambda: [[0, 64], [1500, 128]])  # [[step, crop], ...]
     aux_lr: float = 1e-3
     clip: float = 1.0
+    # Speed options (recipe study arms i and j, BENCHMARKS.md): "bf16" runs the forward pass
+    # under CPU/CUDA bfloat16 autocast (the loss is computed in float32); `compile` wraps the
+    # model's forward in torch.compile.
+    autocast: str | None = None
+    compile: bool = False
     checkpoint_every: int = 250
     log_every: int = 25
     threads: int = 2

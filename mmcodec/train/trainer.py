@@ -20,7 +20,7 @@ import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm import tqdm
@@ -141,6 +141,22 @@ def _shipped_manifest(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
     return weights, shipped.budget
 
 
+def _float32(t: Any) -> Any:
+    if isinstance(t, dict):
+        return {k: _float32(v) for k, v in t.items()}
+    return t.float() if torch.is_tensor(t) and t.is_floating_point() else t
+
+
+def _bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., dict]:
+    """Forward under bfloat16 autocast; outputs back in float32 so rates (log-likelihoods)
+    and distortions are computed at full precision."""
+    def forward(x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = net(x, rate)
+        return _float32(out)
+    return forward
+
+
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     cfg.validate()
     ddp = setup_distributed(cfg.device)  # torchrun: one replica per process; alone: a no-op
@@ -203,7 +219,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         opt.load_state_dict(state["opt"])
         aux_opt.load_state_dict(state["aux_opt"])
 
+    if cfg.autocast not in (None, "bf16"):
+        raise BadInputError(f"autocast must be null or \"bf16\", not {cfg.autocast!r}")
+    if cfg.compile:
+        model.forward = torch.compile(model.forward)
     net = ddp.wrap(model)
+    forward = _bf16_forward(net, device) if cfg.autocast == "bf16" else net
     local_batch = ddp.local_batch(cfg.batch)
     data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
                      progress=progress)
@@ -252,7 +273,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
         rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
         if frozen_model is None:
-            out_fw = net(x, rate)
+            out_fw = forward(x, rate)
             terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight, cfg.distortion)
         else:
             cpu_rng = torch.get_rng_state()
@@ -303,6 +324,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
               "distortion": {m: cfg.distortion_of(m) for m in cfg.modalities}}
     if joint_weight is not None:
         budget["joint_objective"] = {"weight": joint_weight}
+    if cfg.autocast or cfg.compile:
+        budget["speed_options"] = {"autocast": cfg.autocast, "compile": cfg.compile}
     if ddp.enabled:
         hashes = ddp.replica_hashes(model)
         if len(set(hashes)) != 1:
