@@ -9,6 +9,7 @@ rows that `mmcodec train` wrote after each run; they are reported, not used to c
 
     python scripts/study_table.py --ledger ledger/recipe_study.jsonl \
         --baseline runs/study/b-lr1e-3-cosine --select ir-vi-train --every 10 --json out.json
+    (`--arms runs/study/g-... runs/study/h-...` restricts the table to those arms and the baseline)
 """
 from __future__ import annotations
 
@@ -37,11 +38,14 @@ def main() -> None:
     ap.add_argument("--baseline", required=True, help="run directory of the arm the others are compared with")
     ap.add_argument("--select", default="ir-vi-train", help="training split used to choose")
     ap.add_argument("--every", type=int, default=10)
+    ap.add_argument("--arms", nargs="*", help="only these run directories (and the baseline); default: every run")
     ap.add_argument("--json", help="write the table's numbers here too")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
     rows = {r["run"]: r for r in read_ledger(Path(args.ledger))}  # the last row of each run wins
+    if args.arms:
+        rows = {run: r for run, r in rows.items() if run in args.arms or run == args.baseline}
     if args.baseline not in rows:
         raise SystemExit(f"{args.baseline} has no row in {args.ledger}")
     records = _records(args.select, args.every)
