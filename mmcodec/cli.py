@@ -211,8 +211,9 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         plot_ledger(entries, Path(args.plot))
     if args.versus:  # BD-rate of each entry against the last entry of another ledger
         from mmcodec.train.evaluate import bd_rates
-        path, _, at_steps = args.versus.partition("@")
-        other = [o for o in read_ledger(Path(path)) if not at_steps or o["steps"] == int(at_steps)]
+        path, _, at = args.versus.partition("@")   # @STEPS or @MODEL-NAME
+        other = [o for o in read_ledger(Path(path))
+                 if not at or (o["steps"] == int(at) if at.isdigit() else o["model"] == at)]
         if not other:
             raise BadInputError(f"no ledger entries in {args.versus}")
         ref = other[-1]
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", help="ledger JSONL written by `mmcodec train`")
     sp.add_argument("--plot", help="write the training curve to this PNG")
     sp.add_argument("--table", action="store_true", help="print the last entry's rate points as a table")
-    sp.add_argument("--versus", help="LEDGER[@STEPS]: BD-rate of each entry vs that ledger's last entry (or the one at STEPS), per modality and pair")
+    sp.add_argument("--versus", help="LEDGER[@STEPS|@MODEL]: BD-rate of each entry vs that ledger's last entry (or its last one at STEPS, or of MODEL), per modality and pair")
     sp.add_argument("--anchor", help="bench output folder with the HEVC curve (e.g. benchmarks/roadscene-test)")
     sp.set_defaults(func=cmd_ledger)
 

@@ -104,3 +104,23 @@ def test_config_override_null_resets_an_optional_field_the_file_sets(tmp_path) -
     path.write_text(json.dumps({"eval_split": "roadscene-test", "ship_to": "mmcodec/weights"}))
     cfg = load_config(str(path), ["eval_split=null", "ship_to=none"])
     assert cfg.eval_split is None and cfg.ship_to is None
+
+
+def test_ledger_versus_picks_the_reference_entry_by_steps_or_model(cli, tmp_path) -> None:
+    def entry(model: str, steps: int, gain: float) -> str:
+        rows = [{"quality": q, "bpp_ir": b, "psnr_ir": p + gain}
+                for q, (b, p) in enumerate([(0.1, 30.0), (0.2, 32.0), (0.4, 34.0), (0.8, 36.0)], 1)]
+        return json.dumps({"date": "2026-11-22T00:00:00+00:00", "model": model, "steps": steps,
+                           "cpu_hours": 0.1, "eval": rows})
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text(entry("ours", 100, 0.0) + "\n")
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text("\n".join([entry("ref-a", 100, 1.0), entry("ref-b", 100, -1.0), entry("ref-c", 200, 0.0)]) + "\n")
+    by_model = cli("ledger", ours, "--versus", f"{refs}@ref-a")
+    assert by_model.returncode == 0, by_model.stderr
+    assert "ours vs ref-a: ir +" in by_model.stdout      # the reference is 1 dB better
+    by_steps = cli("ledger", ours, "--versus", f"{refs}@100")
+    assert "ours vs ref-b: ir -" in by_steps.stdout      # the last entry at 100 steps, 1 dB worse
+    assert "ours vs ref-c: ir +0.0%" in cli("ledger", ours, "--versus", str(refs)).stdout
+    missing = cli("ledger", ours, "--versus", f"{refs}@nobody")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
