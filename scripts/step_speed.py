@@ -16,12 +16,12 @@ import argparse
 import json
 import statistics
 import time
-from contextlib import nullcontext
 
 import torch
 
 from mmcodec.models.registry import build_model
 from mmcodec.train.loss import rd_loss
+from mmcodec.train.trainer import _bf16_forward
 
 
 def make_step(model, batch: int, crop: int, autocast: bool, lambdas: torch.Tensor):
@@ -29,14 +29,11 @@ def make_step(model, batch: int, crop: int, autocast: bool, lambdas: torch.Tenso
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(params, 1e-4)
     aux_opt = torch.optim.Adam(aux_params, 1e-3)
+    forward = _bf16_forward(model, torch.device("cpu")) if autocast else model   # the trainer's bf16 path
 
     def step(x: torch.Tensor, rate: torch.Tensor) -> float:
         start = time.perf_counter()
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext()
-        with ctx:
-            out = model({"ir": x}, rate)
-        out = {"x_hat": {k: v.float() for k, v in out["x_hat"].items()},
-               "likelihoods": {k: {n: t.float() for n, t in v.items()} for k, v in out["likelihoods"].items()}}
+        out = forward({"ir": x}, rate)
         loss = rd_loss(out, {"ir": x}, lambdas[rate])["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
