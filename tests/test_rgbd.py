@@ -197,6 +197,22 @@ def test_warm_start_keys_match_separate():
     assert fusion_ids and all(id(p) not in fusion_ids for p in model.codecs.parameters())
 
 
+def test_concat4_warm_start_computes_what_the_baseline_did(tmp_path):
+    """The 4-channel input conv gets the baseline kernel plus zeros for the side channel, so
+    a warm-started concat4 model reproduces the separate model it came from."""
+    from mmcodec.train.trainer import warm_start
+    base = tiny("separate").eval()
+    torch.save({"model": base.state_dict()}, tmp_path / "base.pt")
+    model = tiny("concat4").eval()
+    assert warm_start(model, str(tmp_path / "base.pt"), {}) == len(base.state_dict())
+    x, rate = pair(64, 64, seed=3), torch.tensor([1])
+    with torch.no_grad():
+        want, got = base(x, rate), model(x, rate)
+    assert torch.allclose(got["x_hat"][model.target], want["x_hat"][model.target], atol=1e-5)
+    kernel = model.codecs[model.target].g_a.downs[0].conv1.weight
+    assert kernel[:, 1:].abs().sum() == 0          # the side (RGB) channels start switched off
+
+
 def test_unknown_arguments_are_refused():
     with pytest.raises(ValueError):
         RGBDTCM(variant="nope")

@@ -68,8 +68,17 @@ def crop_at(step: int, cfg: TrainConfig) -> int:
     return crop
 
 
+def _gained_input_channels(own: torch.Size, source: torch.Size) -> bool:
+    return len(own) == len(source) == 4 and own[1] > source[1] and own[0] == source[0] and own[2:] == source[2:]
+
+
 def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) -> int:
-    """Copy every tensor of `source` whose (renamed) key and shape match; return how many."""
+    """Copy every tensor of `source` whose (renamed) key and shape match; return how many.
+
+    A convolution that gained input channels (the 4-channel encoder of rgbd_tcm "concat4",
+    whose extra channels come after the source's) gets the source kernel on its leading
+    input channels and zeros on the new ones, so the warm-started model starts out computing
+    exactly what the source did."""
     if source.endswith((".safetensors", ".pt")):
         path = Path(source)
     else:
@@ -87,6 +96,11 @@ def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) 
                 nk = dst + k[len(src):]
                 if nk in own and own[nk].shape == v.shape:
                     own[nk] = v.float() if v.is_floating_point() else v
+                    copied += 1
+                elif nk in own and _gained_input_channels(own[nk].shape, v.shape):
+                    widened = torch.zeros_like(own[nk])
+                    widened[:, :v.shape[1]] = v.float()
+                    own[nk] = widened
                     copied += 1
     model.load_state_dict(own)
     return copied
