@@ -21,7 +21,7 @@ import torch
 
 from mmcodec.models.registry import build_model
 from mmcodec.train.loss import rd_loss
-from mmcodec.train.trainer import _bf16_forward
+from mmcodec.train.trainer import bf16_forward, optimisation_step
 
 
 def make_step(model, batch: int, crop: int, autocast: bool, lambdas: torch.Tensor):
@@ -29,19 +29,13 @@ def make_step(model, batch: int, crop: int, autocast: bool, lambdas: torch.Tenso
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(params, 1e-4)
     aux_opt = torch.optim.Adam(aux_params, 1e-3)
-    forward = _bf16_forward(model, torch.device("cpu")) if autocast else model   # the trainer's bf16 path
+    forward = bf16_forward(model, torch.device("cpu")) if autocast else model   # the trainer's bf16 path
 
     def step(x: torch.Tensor, rate: torch.Tensor) -> float:
         start = time.perf_counter()
         out = forward({"ir": x}, rate)
         loss = rd_loss(out, {"ir": x}, lambdas[rate])["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        aux_opt.zero_grad(set_to_none=True)
-        model.aux_loss().backward()
-        aux_opt.step()
+        optimisation_step(model, loss, params, aux_params, opt, aux_opt, clip=1.0)
         return time.perf_counter() - start
 
     return step

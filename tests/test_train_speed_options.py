@@ -8,7 +8,7 @@ import torch
 
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig
-from mmcodec.train.trainer import _bf16_forward, train
+from mmcodec.train.trainer import bf16_forward, train
 
 
 def config(tmp_path: Path, data: Path, **extra) -> TrainConfig:
@@ -29,7 +29,7 @@ def test_bf16_forward_returns_float32_and_runs_in_bfloat16():
             seen["dtype"] = y.dtype
             return {"x_hat": {"a": y}, "likelihoods": {"a": {"y": y.abs() + 1}}, "rate": rate}
 
-    out = _bf16_forward(Probe(), torch.device("cpu"))({"a": torch.rand(2, 4)}, torch.tensor([0, 1]))
+    out = bf16_forward(Probe(), torch.device("cpu"))({"a": torch.rand(2, 4)}, torch.tensor([0, 1]))
     assert seen["dtype"] == torch.bfloat16
     assert out["x_hat"]["a"].dtype == torch.float32 and out["likelihoods"]["a"]["y"].dtype == torch.float32
     assert out["rate"].dtype == torch.int64

@@ -161,7 +161,7 @@ def _float32(t: Any) -> Any:
     return t.float() if torch.is_tensor(t) and t.is_floating_point() else t
 
 
-def _bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., dict]:
+def bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., dict]:
     """Forward under bfloat16 autocast; outputs back in float32 so rates (log-likelihoods)
     and distortions are computed at full precision."""
     def forward(x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
@@ -169,6 +169,24 @@ def _bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., d
             out = net(x, rate)
         return _float32(out)
     return forward
+
+
+def optimisation_step(model: torch.nn.Module, loss: torch.Tensor, params: list[torch.nn.Parameter],
+                      aux_params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
+                      aux_opt: torch.optim.Optimizer, clip: float,
+                      average_aux_gradients: Callable[[list[torch.nn.Parameter]], None] = lambda _: None) -> None:
+    """One update after the forward pass: RD loss backward, gradient clipping, Adam; then the
+    entropy bottlenecks' quantile (aux) loss with its own optimiser. Data-parallel runs
+    average the aux gradients by hand (they are outside the DDP-wrapped forward)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    aux_opt.zero_grad(set_to_none=True)
+    model.aux_loss().backward()
+    average_aux_gradients(aux_params)
+    aux_opt.step()
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -238,7 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if cfg.compile:
         model.forward = torch.compile(model.forward)
     net = ddp.wrap(model)
-    forward = _bf16_forward(net, device) if cfg.autocast == "bf16" else net
+    forward = bf16_forward(net, device) if cfg.autocast == "bf16" else net
     local_batch = ddp.local_batch(cfg.batch)
     data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
                      progress=progress)
@@ -297,16 +315,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 frozen_out = frozen_model(x, rate)
             terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
                                          joint_weight, cfg.modality_weight, cfg.distortion)
-        opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if cfg.clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-        opt.step()
-        aux_opt.zero_grad(set_to_none=True)
-        aux = model.aux_loss()
-        aux.backward()
-        ddp.average_gradients(aux_params)
-        aux_opt.step()
+        optimisation_step(model, terms["loss"], params, aux_params, opt, aux_opt, cfg.clip, ddp.average_gradients)
         step += 1
         refresh_cpu()
         for k, v in terms.items():
