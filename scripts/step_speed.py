@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""Seconds per training step of the IR study codec under speed options (recipe study, issue 8).
+"""Seconds per training step of a codec under speed options (recipe study, issue 8).
+
+The codec is the IR study codec (N=64, M=96) unless `--config` names a training config,
+whose model (arch + kwargs) and modalities are used instead (e.g. the LIC-TCM RGB-D
+baseline, configs/rgb-d-separate.json). Inputs are uniform noise of the configured size.
 
 Measures the step `mmcodec train` runs (forward, RD loss, backward, clipping, Adam, aux
 step) for: plain fp32; bf16 autocast (mixed precision on the CPU); `torch.compile` of the
@@ -9,6 +13,7 @@ median over rounds after warm-up. A speed option only earns an RD arm in the stu
 makes a step cheaper.
 
     python scripts/step_speed.py --crop 128 --rounds 12 --json results/step_speed.json
+    python scripts/step_speed.py --config configs/rgb-d-separate.json --skip-compile --rounds 4
 """
 from __future__ import annotations
 
@@ -19,22 +24,25 @@ import time
 
 import torch
 
+from mmcodec.data.images import MODALITY_CHANNELS
 from mmcodec.models.registry import build_model
+from mmcodec.train.config import load_config
 from mmcodec.train.loss import rd_loss
 from mmcodec.train.trainer import bf16_forward, optimisation_step
 
 
-def make_step(model, batch: int, crop: int, autocast: bool, lambdas: torch.Tensor):
+def make_step(model, modalities: list[str], autocast: bool, lambdas: torch.Tensor):
     params = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
     opt = torch.optim.Adam(params, 1e-4)
     aux_opt = torch.optim.Adam(aux_params, 1e-3)
     forward = bf16_forward(model, torch.device("cpu")) if autocast else model   # the trainer's bf16 path
 
-    def step(x: torch.Tensor, rate: torch.Tensor) -> float:
+    def step(batch: dict[str, torch.Tensor], rate: torch.Tensor) -> float:
+        x = {m: batch[m] for m in modalities}
         start = time.perf_counter()
-        out = forward({"ir": x}, rate)
-        loss = rd_loss(out, {"ir": x}, lambdas[rate])["loss"]
+        out = forward(x, rate)
+        loss = rd_loss(out, x, lambdas[rate])["loss"]
         optimisation_step(model, loss, params, aux_params, opt, aux_opt, clip=1.0)
         return time.perf_counter() - start
 
@@ -48,11 +56,16 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--skip-compile", action="store_true")
+    ap.add_argument("--config", help="training config whose model to time (default: the IR study codec)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    lambdas = torch.tensor([0.0018, 0.0043, 0.0104, 0.025])
-    kwargs = {"modalities": ["ir"], "N": 64, "M": 96, "num_rates": 4}
+    if args.config:
+        cfg = load_config(args.config)
+        arch, kwargs, modalities, lambdas = cfg.arch, cfg.kwargs, list(cfg.modalities), torch.tensor(cfg.lambdas)
+    else:
+        arch, kwargs, modalities = "separate", {"modalities": ["ir"], "N": 64, "M": 96, "num_rates": 4}, ["ir"]
+        lambdas = torch.tensor([0.0018, 0.0043, 0.0104, 0.025])
 
     variants = {}
     for name, batch, autocast, compiled in [("fp32, batch 8", 8, False, False),
@@ -62,23 +75,23 @@ def main() -> None:
         if compiled and args.skip_compile:
             continue
         torch.manual_seed(0)
-        model = build_model("separate", kwargs).train()
+        model = build_model(arch, kwargs).train()
         if compiled:
             model.forward = torch.compile(model.forward)   # the step's forward/backward graph
-        step = make_step(model, batch, args.crop, autocast, lambdas)
+        step = make_step(model, modalities, autocast, lambdas)
         variants[name] = (step, batch)
 
     times: dict[str, list[float]] = {k: [] for k in variants}
     errors: dict[str, str] = {}
     gen = torch.Generator().manual_seed(0)
     for r in range(args.warmup + args.rounds):
-        x16 = torch.rand(16, 1, args.crop, args.crop, generator=gen)
-        rate16 = torch.randint(4, (16,), generator=gen)
+        x16 = {m: torch.rand(16, MODALITY_CHANNELS[m], args.crop, args.crop, generator=gen) for m in modalities}
+        rate16 = torch.randint(len(lambdas), (16,), generator=gen)
         for name, (step, batch) in variants.items():
             if name in errors:
                 continue
             try:
-                t = step(x16[:batch], rate16[:batch])
+                t = step({m: v[:batch] for m, v in x16.items()}, rate16[:batch])
             except Exception as e:  # noqa: BLE001 - report why an option is unusable here
                 errors[name] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 continue
@@ -98,7 +111,7 @@ def main() -> None:
         print(f"| {name} | {med:.3f} s/step | {1000 * per_sample:.1f} ms/sample | x{per_sample / (base / 8):.2f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"crop": args.crop, "threads": args.threads, "rounds": args.rounds, "rows": rows}, f, indent=2)
+            json.dump({"config": args.config, "crop": args.crop, "threads": args.threads, "rounds": args.rounds, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":
