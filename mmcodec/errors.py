@@ -1,7 +1,7 @@
 """Error classes. Every user-facing failure is an MMCodecError with a one-line message.
 
 Exit codes follow the CLI contract: 2 for bad input (files, images, bitstreams, models),
-1 for internal errors (anything else).
+3 for a training run that diverged, 1 for internal errors (anything else).
 """
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ class ModelMismatchError(BitstreamError):
 
 class UnknownModelError(MMCodecError):
     """A model name that the registry does not know."""
+
+
+class TrainingDivergedError(MMCodecError):
+    """Training produced no finite loss/gradient for many steps in a row (lr too high for
+    the start point, usually); the last good checkpoint is left as it was."""
+
+    exit_code = 3

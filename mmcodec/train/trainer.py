@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
-from mmcodec.errors import BadInputError
+from mmcodec.errors import BadInputError, TrainingDivergedError
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
@@ -174,19 +174,30 @@ def bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., di
 def optimisation_step(model: torch.nn.Module, loss: torch.Tensor, params: list[torch.nn.Parameter],
                       aux_params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
                       aux_opt: torch.optim.Optimizer, clip: float,
-                      average_aux_gradients: Callable[[list[torch.nn.Parameter]], None] = lambda _: None) -> None:
+                      average_aux_gradients: Callable[[list[torch.nn.Parameter]], None] = lambda _: None) -> bool:
     """One update after the forward pass: RD loss backward, gradient clipping, Adam; then the
     entropy bottlenecks' quantile (aux) loss with its own optimiser. Data-parallel runs
-    average the aux gradients by hand (they are outside the DDP-wrapped forward)."""
+    average the aux gradients by hand (they are outside the DDP-wrapped forward).
+
+    A non-finite gradient norm (a NaN/inf loss) skips the whole update and returns False:
+    one bad batch must not turn every weight into NaN. The norm is taken after DDP's
+    all-reduce, so all replicas skip together."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    if clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, clip)
+    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    if not torch.isfinite(norm):
+        opt.zero_grad(set_to_none=True)
+        return False
     opt.step()
     aux_opt.zero_grad(set_to_none=True)
     model.aux_loss().backward()
     average_aux_gradients(aux_params)
     aux_opt.step()
+    return True
+
+
+# Consecutive skipped (non-finite) steps after which a run is declared diverged.
+MAX_NONFINITE_STEPS = 25
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -278,6 +289,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}", disable=not progress)
     cpu0, wall0 = time.process_time(), time.time()
     running: dict[str, float] = {}
+    nonfinite_run, skipped_steps = 0, 0
     cpu_now = [cpu_seconds]  # CPU seconds of all processes, agreed once per step
 
     def refresh_cpu() -> None:
@@ -315,7 +327,17 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 frozen_out = frozen_model(x, rate)
             terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
                                          joint_weight, cfg.modality_weight, cfg.distortion)
-        optimisation_step(model, terms["loss"], params, aux_params, opt, aux_opt, cfg.clip, ddp.average_gradients)
+        if optimisation_step(model, terms["loss"], params, aux_params, opt, aux_opt, cfg.clip, ddp.average_gradients):
+            nonfinite_run = 0
+        else:
+            nonfinite_run, skipped_steps = nonfinite_run + 1, skipped_steps + 1
+            if nonfinite_run >= MAX_NONFINITE_STEPS:
+                bar.close()
+                log_fh.close()
+                raise TrainingDivergedError(
+                    f"training diverged at step {step + 1}: no finite loss for {nonfinite_run} steps in a row "
+                    f"(lr {opt.param_groups[0]['lr']:.3g}); {ckpt_path} is the last good checkpoint - "
+                    "lower lr or warmup and resume")
         step += 1
         refresh_cpu()
         for k, v in terms.items():
@@ -347,6 +369,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
               "distortion": {m: cfg.distortion_of(m) for m in cfg.modalities}}
     if joint_weight is not None:
         budget["joint_objective"] = {"weight": joint_weight}
+    if skipped_steps:
+        budget["skipped_nonfinite_steps"] = skipped_steps
     if cfg.autocast or cfg.compile:
         budget["speed_options"] = {"autocast": cfg.autocast, "compile": cfg.compile}
     if ddp.enabled:
