@@ -151,12 +151,17 @@ def test_bad_distortion_values_are_refused(value, message):
 
 
 def test_thesis_loss_config():
+    """The thesis-loss arm and its MSE control differ in the depth loss only."""
     cfg = load_config(str(CONFIGS / "rgb-d-hyperprior-thesisloss.json"))
+    control = load_config(str(CONFIGS / "rgb-d-hyperprior-mse-plus.json"))
     base = load_config(str(CONFIGS / "rgb-d-hyperprior.json"))
-    assert cfg.distortion == {"depth": "thesis"} and base.distortion == {}
-    assert cfg.ship_to is None and not cfg.default
-    assert (cfg.name, cfg.out, cfg.ledger) != (base.name, base.out, base.ledger)
-    assert (cfg.arch, cfg.kwargs, cfg.lambdas, cfg.steps) == (base.arch, base.kwargs, base.lambdas, base.steps)
+    assert cfg.distortion == {"depth": "thesis"} and control.distortion == {} == base.distortion
+    for arm in (cfg, control):
+        assert arm.ship_to is None and not arm.default and arm.init_from == base.name
+        assert (arm.arch, arm.kwargs, arm.lambdas) == (base.arch, base.kwargs, base.lambdas)
+    assert len({cfg.name, control.name, base.name}) == 3 and cfg.out != control.out
+    same = ("steps", "lr", "warmup", "batch", "crop", "crop_schedule", "schedule", "seed", "init_from")
+    assert all(getattr(cfg, k) == getattr(control, k) for k in same)
     override = load_config(str(CONFIGS / "rgb-d-hyperprior.json"), ['distortion={"depth": "thesis"}'])
     assert override.distortion == {"depth": "thesis"}
 
