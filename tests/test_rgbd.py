@@ -309,3 +309,31 @@ def test_measure_small_preset_512x384():
         print(f"{variant}{'+dec' if decoder_side else ''}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
               f"params, {counter.get_total_flops() / 2 / (h * w) / 1e3:.1f} kMAC/px, "
               f"encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+
+
+def test_fusion_training_with_frozen_codecs(tmp_path):
+    """The thesis recipe for conv fusion freezes both codecs (their entropy bottlenecks too):
+    training must update only the fusion parts, with no aux step to take."""
+    from PIL import Image
+
+    from mmcodec.train.config import TrainConfig
+    from mmcodec.train.trainer import train
+    from tests.conftest import smooth_image
+    root = tmp_path / "rgbd"
+    (root / "rgb").mkdir(parents=True)
+    (root / "depth").mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(64, 64, 3, seed=i)).save(root / "rgb" / f"p{i}.png")
+        Image.fromarray(smooth_image(64, 64, 1, seed=10 + i, dtype=np.uint16)).save(root / "depth" / f"p{i}.png")
+    base = tiny("convfusion", fusion_stages=[0, 1])
+    torch.save({"model": base.state_dict()}, tmp_path / "base.pt")
+    cfg = TrainConfig(name="test-rgb-d/convfusion", arch="rgbd_tcm",
+                      kwargs={"preset": "tiny", "num_rates": 2, "variant": "convfusion", "fusion_stages": [0, 1]},
+                      modalities=["rgb", "depth"], train_split=str(root), lambdas=[0.005, 0.02], steps=2, batch=2,
+                      crop=64, lr=1e-3, warmup=1, threads=1, crop_schedule=[], freeze=["codecs."],
+                      init_from=str(tmp_path / "base.pt"), out=str(tmp_path / "run"))
+    train(cfg, progress=False)
+    after = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    before = base.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("codecs."))
+    assert any(not torch.equal(after[k], v) for k, v in before.items() if k.startswith("side_analysis."))

@@ -189,10 +189,12 @@ def optimisation_step(model: torch.nn.Module, loss: torch.Tensor, params: list[t
         opt.zero_grad(set_to_none=True)
         return False
     opt.step()
-    aux_opt.zero_grad(set_to_none=True)
-    model.aux_loss().backward()
-    average_aux_gradients(aux_params)
-    aux_opt.step()
+    aux = model.aux_loss()
+    if aux.requires_grad:   # all entropy bottlenecks frozen (e.g. rgbd_tcm fusion stages): nothing to fit
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        average_aux_gradients(aux_params)
+        aux_opt.step()
     return True
 
 
