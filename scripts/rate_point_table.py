@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Per-rate-point table of an RGB-D `mmcodec bench` run: mean bpp, RGB PSNR, depth PSNR
 (peak 65535) and depth RMSE / MAE in the input's units (mm for RGB-D-D), one row per codec
-and rate point. Reads the bench's results.json; measures nothing itself.
+and rate point; then each codec's mean encode / decode seconds per pair as the bench timed
+them (wall clock of the bench process, so only as quiet as the machine was). Reads the
+bench's results.json; measures nothing itself.
 
     python scripts/rate_point_table.py results/rgbdd_tcm/results.json --codecs mmcodec:rgb-d/separate-plus,...
 """
@@ -32,6 +34,17 @@ def main() -> None:
     results = json.load(open(args.results))
     codecs = args.codecs.split(",") if args.codecs else [c for c in results["codecs"] if c.startswith("mmcodec:")]
     print(table(results, codecs))
+    print()
+    print("| codec | encode s / pair | decode s / pair | pairs x rates timed |")
+    print("|---|---:|---:|---:|")
+    for name in codecs:
+        rows = [r for r in results.get("per_image", []) if r["codec"] == name and r.get("encode_s") is not None]
+        if name.startswith("mmcodec:"):
+            rows = [r for r in rows if r["modality"] == "rgb"]    # a pair's times sit on its first image's row
+        if rows:
+            enc = sum(r["encode_s"] for r in rows) / len(rows)
+            dec = sum(r["decode_s"] for r in rows) / len(rows)
+            print(f"| {name} | {enc:.2f} | {dec:.2f} | {len(rows)} |")
 
 
 if __name__ == "__main__":
