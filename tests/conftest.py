@@ -20,6 +20,17 @@ from mmcodec.models.registry import install_model
 from mmcodec.models.separate import SeparateCoding
 
 TINY = {"N": 16, "M": 24, "num_rates": 2}
+
+
+def tiny_train_config(out: Path, data: Path, **extra):
+    """A 3-step training config of a tiny separate RGB+IR codec on `data` (synthetic pairs)."""
+    from mmcodec.train.config import TrainConfig
+    settings = dict(name="test-ir-vi/tiny-train", arch="separate",
+                    kwargs={"modalities": ["rgb", "ir"], "N": 8, "M": 12, "num_rates": 2},
+                    modalities=["rgb", "ir"], train_split=str(data), lambdas=[0.005, 0.02], steps=3, batch=2,
+                    crop=64, lr=1e-3, warmup=1, threads=1, log_every=1, checkpoint_every=100, crop_schedule=[],
+                    out=str(out))
+    return TrainConfig(**{**settings, **extra})
 TINY_LAMBDAS = [0.002, 0.01]
 
 

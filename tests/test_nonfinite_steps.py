@@ -11,15 +11,11 @@ import mmcodec.train.trainer as trainer
 from mmcodec.errors import TrainingDivergedError
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.loss import rd_loss
+from tests.conftest import tiny_train_config
 
 
-def config(tmp_path: Path, data: Path, **extra) -> TrainConfig:
-    settings = dict(name="test-ir-vi/nan", arch="separate",
-                    kwargs={"modalities": ["rgb", "ir"], "N": 8, "M": 12, "num_rates": 2},
-                    modalities=["rgb", "ir"], train_split=str(data), lambdas=[0.005, 0.02], steps=6, batch=2,
-                    crop=64, lr=1e-3, warmup=1, threads=1, log_every=1, checkpoint_every=2, crop_schedule=[],
-                    out=str(tmp_path / "run"))
-    return TrainConfig(**{**settings, **extra})
+def config(tmp_path: Path, data: Path) -> TrainConfig:
+    return tiny_train_config(tmp_path / "run", data, name="test-ir-vi/nan", steps=6, checkpoint_every=2)
 
 
 def poisoned_loss(bad_calls: set[int]):

@@ -9,15 +9,11 @@ import torch
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.trainer import bf16_forward, train
+from tests.conftest import tiny_train_config
 
 
 def config(tmp_path: Path, data: Path, **extra) -> TrainConfig:
-    settings = dict(name="test-ir-vi/speed", arch="separate",
-                    kwargs={"modalities": ["rgb", "ir"], "N": 8, "M": 12, "num_rates": 2},
-                    modalities=["rgb", "ir"], train_split=str(data), lambdas=[0.005, 0.02], steps=3, batch=2,
-                    crop=64, lr=1e-3, warmup=1, threads=1, log_every=1, checkpoint_every=100, crop_schedule=[],
-                    out=str(tmp_path / "run"))
-    return TrainConfig(**{**settings, **extra})
+    return tiny_train_config(tmp_path / "run", data, **{"name": "test-ir-vi/speed", **extra})
 
 
 def test_bf16_forward_returns_float32_and_runs_in_bfloat16():
