@@ -49,6 +49,13 @@ def mse(ref: np.ndarray, test: np.ndarray) -> float:
     return total / ref.size
 
 
+def depth_errors(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of a decoded depth map in the input's units (mm for RGB-D-D)."""
+    err = mse(ref, test)
+    return {"mse": err, "rmse": math.sqrt(err),
+            "mae": float(np.mean(np.abs(ref.astype(np.float64) - test.astype(np.float64))))}
+
+
 def psnr_from_mse(err: float, peak: float) -> float:
     if err <= 0:
         return PSNR_CAP
@@ -181,13 +188,12 @@ def modality_metrics(modality: str, ref: np.ndarray, test: np.ndarray) -> dict[s
         if test.ndim == 3:
             test = test[..., 0]
         peak = peak_of(ref)
-        err = mse(ref, test)
-        out = {"psnr": psnr_from_mse(err, peak)}
         if modality == "depth":
-            out["rmse"] = math.sqrt(err)
-            out["mae"] = float(np.mean(np.abs(ref.astype(np.float64) - test.astype(np.float64))))
+            errors = depth_errors(ref, test)
+            out = {"psnr": psnr_from_mse(errors["mse"], peak), "rmse": errors["rmse"], "mae": errors["mae"]}
             data_range = max(float(ref.max()) - float(ref.min()), 1.0)
         else:
+            out = {"psnr": psnr_from_mse(mse(ref, test), peak)}
             data_range = peak
         value, win = ms_ssim(ref, test, data_range)
     out["ms-ssim"] = value

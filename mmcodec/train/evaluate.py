@@ -24,7 +24,7 @@ def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int]
                    progress: bool = True) -> list[dict[str, Any]]:
     """Mean bpp and PSNR per modality at each quality (one row per quality, low to high);
     depth also gets RMSE and MAE in the input's units (mm for RGB-D-D)."""
-    from mmcodec.bench.metrics import psnr
+    from mmcodec.bench.metrics import depth_errors, psnr
     qualities = qualities or codec.installed.qualities
     images = [{m: load_modality(m, r.paths[m]) for m in codec.modalities} for r in records]
     rows = []
@@ -40,9 +40,9 @@ def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int]
                 reference = ims[m].to_integer()
                 acc.setdefault(f"psnr_{m}", []).append(psnr(reference, recon[m]))
                 if m == "depth":
-                    error = reference.astype(np.float64) - np.asarray(recon[m], dtype=np.float64).reshape(reference.shape)
-                    acc.setdefault("rmse_depth", []).append(float(np.sqrt(np.mean(error ** 2))))
-                    acc.setdefault("mae_depth", []).append(float(np.mean(np.abs(error))))
+                    errors = depth_errors(reference, recon[m])
+                    acc.setdefault("rmse_depth", []).append(errors["rmse"])
+                    acc.setdefault("mae_depth", []).append(errors["mae"])
             bar.update(1)
         rows.append({"quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}, "images": len(images)})
     bar.close()
