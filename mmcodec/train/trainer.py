@@ -313,54 +313,55 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             return None
         return cpu_now[0] / (60 * cfg.budget_cpu_minutes)
 
-    while step < cfg.steps and (budget_used() or 0.0) < 1.0:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg, segment_start, budget_used())
-        x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
-        rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
-        if frozen_model is None:
-            out_fw = forward(x, rate)
-            terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight, cfg.distortion)
-        else:
-            cpu_rng = torch.get_rng_state()
-            cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-            out_fw = net(x, rate)
-            with torch.no_grad(), replayed_random_state(cpu_rng, cuda_rng, device):
-                frozen_out = frozen_model(x, rate)
-            terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
-                                         joint_weight, cfg.modality_weight, cfg.distortion)
-        if optimisation_step(model, terms["loss"], params, aux_params, opt, aux_opt, cfg.clip, ddp.average_gradients):
-            nonfinite_run = 0
-        else:
-            nonfinite_run, skipped_steps = nonfinite_run + 1, skipped_steps + 1
-            if nonfinite_run >= MAX_NONFINITE_STEPS:
-                bar.close()
-                log_fh.close()
-                raise TrainingDivergedError(
-                    f"training diverged at step {step + 1}: no finite loss for {nonfinite_run} steps in a row "
-                    f"(lr {opt.param_groups[0]['lr']:.3g}); {ckpt_path} is the last good checkpoint - "
-                    "lower lr or warmup and resume")
-        step += 1
-        refresh_cpu()
-        for k, v in terms.items():
-            running[k] = running.get(k, 0.0) + float(v)
-        if step % cfg.log_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
-            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-            avg = ddp.mean({k: v / n for k, v in running.items()})
-            running = {}
-            log.writerow([step, f"{opt.param_groups[0]['lr']:.3g}", f"{avg['loss']:.4f}",
-                          *[f"{avg[f'bpp_{m}']:.4f}" for m in cfg.modalities],
-                          *[f"{psnr_from_mse(avg[f'mse_{m}']):.2f}" for m in cfg.modalities],
-                          f"{cpu_now[0]:.0f}", f"{wall_seconds + time.time() - wall0:.0f}",
-                          *(f"{avg[k]:.4f}" for k in (JOINT_LOG_COLUMNS if frozen_model is not None else ()))])
-            log_fh.flush()
-            bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
-        bar.update(1)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
-            if ddp.is_main:
-                save_checkpoint()
-    bar.close()
-    log_fh.close()
+    # The bar and the log close on every exit, a diverged run included.
+    try:
+        while step < cfg.steps and (budget_used() or 0.0) < 1.0:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg, segment_start, budget_used())
+            x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
+            rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
+            if frozen_model is None:
+                out_fw = forward(x, rate)
+                terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight, cfg.distortion)
+            else:
+                cpu_rng = torch.get_rng_state()
+                cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+                out_fw = net(x, rate)
+                with torch.no_grad(), replayed_random_state(cpu_rng, cuda_rng, device):
+                    frozen_out = frozen_model(x, rate)
+                terms = joint_objective_loss(out_fw, frozen_out, x, lambdas[rate], model.reference, model.current,
+                                             joint_weight, cfg.modality_weight, cfg.distortion)
+            if optimisation_step(model, terms["loss"], params, aux_params, opt, aux_opt, cfg.clip, ddp.average_gradients):
+                nonfinite_run = 0
+            else:
+                nonfinite_run, skipped_steps = nonfinite_run + 1, skipped_steps + 1
+                if nonfinite_run >= MAX_NONFINITE_STEPS:
+                    raise TrainingDivergedError(
+                        f"training diverged at step {step + 1}: no finite loss for {nonfinite_run} steps in a row "
+                        f"(lr {opt.param_groups[0]['lr']:.3g}); {ckpt_path} is the last good checkpoint - "
+                        "lower lr or warmup and resume")
+            step += 1
+            refresh_cpu()
+            for k, v in terms.items():
+                running[k] = running.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
+            if step % cfg.log_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
+                n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                avg = ddp.mean({k: v / n for k, v in running.items()})
+                running = {}
+                log.writerow([step, f"{opt.param_groups[0]['lr']:.3g}", f"{avg['loss']:.4f}",
+                              *[f"{avg[f'bpp_{m}']:.4f}" for m in cfg.modalities],
+                              *[f"{psnr_from_mse(avg[f'mse_{m}']):.2f}" for m in cfg.modalities],
+                              f"{cpu_now[0]:.0f}", f"{wall_seconds + time.time() - wall0:.0f}",
+                              *(f"{avg[k]:.4f}" for k in (JOINT_LOG_COLUMNS if frozen_model is not None else ()))])
+                log_fh.flush()
+                bar.set_postfix(loss=f"{avg['loss']:.3f}", **{f"bpp_{m}": f"{avg[f'bpp_{m}']:.3f}" for m in cfg.modalities})
+            bar.update(1)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or (budget_used() or 0) >= 1:
+                if ddp.is_main:
+                    save_checkpoint()
+    finally:
+        bar.close()
+        log_fh.close()
     refresh_cpu()
     cpu_total = cpu_now[0]
     wall_total = wall_seconds + time.time() - wall0
