@@ -14,13 +14,19 @@ class PairCrops:
     """Random aligned crops of every modality of a set of pairs, with random flips.
 
     All images are decoded once into memory (float16) so a training step costs no I/O.
+
+    `darken` ({modality: (probability, min_gain)}) multiplies a crop of that modality, with
+    that probability, by a gain drawn log-uniformly from [min_gain, 1]: a low-light exposure.
+    The training sets are mostly daytime, and codecs trained on them alone spend many times
+    the bits on dark night scenes (BENCHMARKS.md, "Low-light augmentation").
     """
 
     def __init__(self, records: list[PairRecord], modalities: tuple[str, ...], seed: int = 0,
-                 progress: bool = True) -> None:
+                 progress: bool = True, darken: dict[str, tuple[float, float]] | None = None) -> None:
         if not records:
             raise BadInputError("no training pairs")
         self.modalities = modalities
+        self.darken = {m: (float(p), float(g)) for m, (p, g) in (darken or {}).items()}
         self.images: list[dict[str, np.ndarray]] = []
         for rec in tqdm(records, desc="loading pairs", disable=not progress, leave=False):
             ims = {m: load_modality(m, rec.paths[_folder_key(m, rec)]).data.astype(np.float16)
@@ -30,6 +36,9 @@ class PairCrops:
                 continue  # a misregistered pair in a training set is skipped, not fatal
             self.images.append(ims)
         self.rng = np.random.default_rng(seed)
+        # A separate stream for the gains: the same seed gives the same crops with or without
+        # `darken`, so an augmented run and its control see identical crops.
+        self.gain_rng = np.random.default_rng([seed, 1])
 
     def __len__(self) -> int:
         return len(self.images)
@@ -46,7 +55,12 @@ class PairCrops:
                 c = ims[m][:, top:top + crop, left:left + crop]
                 if c.shape[1] < crop or c.shape[2] < crop:
                     c = np.pad(c, ((0, 0), (0, crop - c.shape[1]), (0, crop - c.shape[2])), mode="edge")
-                out[m].append(c[:, :, ::-1] if flip else c)
+                c = c[:, :, ::-1] if flip else c
+                if m in self.darken:
+                    probability, min_gain = self.darken[m]
+                    if self.gain_rng.random() < probability:
+                        c = c * np.float16(np.exp(self.gain_rng.uniform(np.log(min_gain), 0.0)))
+                out[m].append(c)
         return {m: torch.from_numpy(np.stack(v).astype(np.float32)) for m, v in out.items()}
 
 

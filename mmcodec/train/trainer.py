@@ -272,7 +272,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     forward = bf16_forward(net, device) if cfg.autocast == "bf16" else net
     local_batch = ddp.local_batch(cfg.batch)
     data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
-                     progress=progress)
+                     progress=progress, darken=cfg.darken)
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
@@ -374,6 +374,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         budget["joint_objective"] = {"weight": joint_weight}
     if skipped_steps:
         budget["skipped_nonfinite_steps"] = skipped_steps
+    if cfg.darken:
+        budget["darken"] = cfg.darken
     if cfg.autocast or cfg.compile:
         budget["speed_options"] = {"autocast": cfg.autocast, "compile": cfg.compile}
     if ddp.enabled:
