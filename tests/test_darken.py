@@ -33,7 +33,7 @@ def test_darken_probability_zero_is_identity(synthetic_pair_dir):
     assert np.array_equal(plain["rgb"].numpy(), same["rgb"].numpy())
 
 
-@pytest.mark.parametrize("value", ['{"depth": [0.5, 0.1]}', '{"rgb": [1.5, 0.1]}', '{"rgb": [0.5, 0]}', '{"rgb": 0.5}'])
+@pytest.mark.parametrize("value", ['{"rgb": [0.5, 0.1, 2]}', '{"depth": [0.5, 0.1]}', '{"rgb": [1.5, 0.1]}', '{"rgb": [0.5, 0]}', '{"rgb": 0.5}'])
 def test_bad_darken_is_refused(value):
     with pytest.raises(BadInputError, match="darken"):
         load_config(None, [f"darken={value}"])
@@ -43,3 +43,12 @@ def test_training_with_darken_runs_and_records_it(tmp_path, synthetic_pair_dir):
     cfg = tiny_train_config(tmp_path / "run", synthetic_pair_dir, darken={"rgb": [0.5, 0.1]})
     result = train(cfg, progress=False)
     assert result["budget"]["darken"] == {"rgb": [0.5, 0.1]}
+
+
+def test_channel_jitter_tints_and_stays_in_range(synthetic_pair_dir):
+    plain = _crops(synthetic_pair_dir).batch(16, 48)["rgb"].numpy()
+    tinted = _crops(synthetic_pair_dir, darken={"rgb": (1.0, 1.0, 0.3)}).batch(16, 48)["rgb"].numpy()
+    assert tinted.min() >= 0 and tinted.max() <= 1
+    per_channel = tinted.sum((2, 3)) / plain.sum((2, 3))        # (batch, 3) channel gains
+    assert np.all(per_channel.std(1) > 1e-3), "channels of one crop must get different gains"
+    assert per_channel.min() > np.exp(-0.3) - 1e-2 and per_channel.max() < np.exp(0.3) + 1e-2

@@ -15,10 +15,12 @@ class PairCrops:
 
     All images are decoded once into memory (float16) so a training step costs no I/O.
 
-    `darken` ({modality: (probability, min_gain)}) multiplies a crop of that modality, with
-    that probability, by a gain drawn log-uniformly from [min_gain, 1]: a low-light exposure.
-    The training sets are mostly daytime, and codecs trained on them alone spend many times
-    the bits on dark night scenes (BENCHMARKS.md, "Low-light augmentation").
+    `darken` ({modality: (probability, min_gain[, channel_jitter])}) multiplies a crop of that
+    modality, with that probability, by a gain drawn log-uniformly from [min_gain, 1]: a
+    low-light exposure. With `channel_jitter` j each channel also gets its own factor
+    exp(U(-j, j)): a white-balance shift (a colour cast). The training sets are mostly daytime
+    and near-neutral in colour, and codecs trained on them alone can spend many times the bits
+    on dark, tinted night scenes (BENCHMARKS.md, "Low-light augmentation").
     """
 
     def __init__(self, records: list[PairRecord], modalities: tuple[str, ...], seed: int = 0,
@@ -26,7 +28,8 @@ class PairCrops:
         if not records:
             raise BadInputError("no training pairs")
         self.modalities = modalities
-        self.darken = {m: (float(p), float(g)) for m, (p, g) in (darken or {}).items()}
+        self.darken = {m: (float(spec[0]), float(spec[1]), float(spec[2]) if len(spec) > 2 else 0.0)
+                       for m, spec in (darken or {}).items()}
         self.images: list[dict[str, np.ndarray]] = []
         for rec in tqdm(records, desc="loading pairs", disable=not progress, leave=False):
             ims = {m: load_modality(m, rec.paths[_folder_key(m, rec)]).data.astype(np.float16)
@@ -57,9 +60,12 @@ class PairCrops:
                     c = np.pad(c, ((0, 0), (0, crop - c.shape[1]), (0, crop - c.shape[2])), mode="edge")
                 c = c[:, :, ::-1] if flip else c
                 if m in self.darken:
-                    probability, min_gain = self.darken[m]
+                    probability, min_gain, jitter = self.darken[m]
                     if self.gain_rng.random() < probability:
-                        c = c * np.float16(np.exp(self.gain_rng.uniform(np.log(min_gain), 0.0)))
+                        log_gain = self.gain_rng.uniform(np.log(min_gain), 0.0)
+                        if jitter:
+                            log_gain = log_gain + self.gain_rng.uniform(-jitter, jitter, (c.shape[0], 1, 1))
+                        c = np.clip(c * np.exp(log_gain).astype(np.float16), 0, 1)
                 out[m].append(c)
         return {m: torch.from_numpy(np.stack(v).astype(np.float32)) for m, v in out.items()}
 

@@ -23,8 +23,9 @@ gradient L1 + (1 - MS-SSIM)) on the normalised depth, holes left out of the L1 t
 Values: "mse" | "thesis" ("thesis" for depth only). The log still shows PSNR and bpp;
 budget.json records the distortion of every modality.
 
-`darken` (`{"rgb": [p, g]}`) is a low-light augmentation: with probability p a crop of that
-modality is multiplied by a gain drawn log-uniformly from [g, 1] (mmcodec.data.crops).
+`darken` (`{"rgb": [p, g]}` or `[p, g, j]`) is a low-light augmentation: with probability p a
+crop of that modality is multiplied by a gain drawn log-uniformly from [g, 1], and with j each
+channel by its own extra factor exp(U(-j, j)), a colour cast (mmcodec.data.crops).
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class TrainConfig:
     stage: str = "joint"                         # passed to model.stage_parameters
     joint_objective: dict[str, float] | None = None  # {"weight": 5.0}: Lu et al.'s L_v + w|L_i - L_i*|
     distortion: dict[str, str] = field(default_factory=dict)  # {"depth": "thesis"}; default "mse"
-    darken: dict[str, list[float]] = field(default_factory=dict)  # {"rgb": [prob, min_gain]}: low-light crops
+    darken: dict[str, list[float]] = field(default_factory=dict)  # {"rgb": [prob, min_gain(, jitter)]}
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
     # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
@@ -112,10 +113,11 @@ class TrainConfig:
         for modality, spec in self.darken.items():
             if modality not in self.modalities:
                 raise BadInputError(f"darken: unknown modality {modality!r} (modalities: {', '.join(self.modalities)})")
-            ok = isinstance(spec, (list, tuple)) and len(spec) == 2 and all(
+            ok = isinstance(spec, (list, tuple)) and len(spec) in (2, 3) and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec)
-            if not ok or not (0 <= spec[0] <= 1 and 0 < spec[1] <= 1):
-                raise BadInputError(f"darken for {modality}: need [probability in 0..1, min_gain in (0, 1]], got {spec!r}")
+            if not ok or not (0 <= spec[0] <= 1 and 0 < spec[1] <= 1 and (len(spec) < 3 or 0 <= spec[2] <= 1)):
+                raise BadInputError(f"darken for {modality}: need [probability in 0..1, min_gain in (0, 1]"
+                                    f"(, channel_jitter in 0..1)], got {spec!r}")
         if not isinstance(self.distortion, dict):
             raise BadInputError(f"distortion must be {{modality: type}}, got {self.distortion!r}")
         for modality, kind in self.distortion.items():
