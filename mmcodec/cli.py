@@ -321,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mmcodec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mmcodec models | head`): not an error. Point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
         if os.environ.get("MMCODEC_DEBUG"):
             raise

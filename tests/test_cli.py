@@ -124,3 +124,16 @@ def test_ledger_versus_picks_the_reference_entry_by_steps_or_model(cli, tmp_path
     assert "ours vs ref-c: ir +0.0%" in cli("ledger", ours, "--versus", str(refs)).stdout
     missing = cli("ledger", ours, "--versus", f"{refs}@nobody")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_closed_pipe_is_a_quiet_exit(tiny_model_dir):
+    """`mmcodec models | head -1`: the reader closes early; no 'internal error' line."""
+    import os as _os
+    import subprocess as _sp
+    import sys as _sys
+    env = {**_os.environ, "MMCODEC_MODEL_PATH": str(tiny_model_dir)}
+    proc = _sp.Popen([_sys.executable, "-m", "mmcodec", "models"], stdout=_sp.PIPE, stderr=_sp.PIPE, env=env)
+    proc.stdout.close()                     # the reader is gone before anything is written
+    _, err = proc.communicate(timeout=120)
+    assert b"internal error" not in err and b"Traceback" not in err
+    assert proc.returncode == 0
