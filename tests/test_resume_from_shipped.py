@@ -69,3 +69,15 @@ def test_shipped_weights_of_another_architecture_are_not_used(synthetic_pair_dir
     other = dict(KWARGS, N=16)
     with pytest.raises(BadInputError, match="no checkpoint"):
         train(config(tmp_path, synthetic_pair_dir, kwargs=other), resume=True, progress=False)
+
+
+def test_shipping_compares_with_the_weights_in_ship_to_even_off_the_model_path(synthetic_pair_dir, tmp_path,
+                                                                              monkeypatch):
+    """ship_to need not be on MMCODEC_MODEL_PATH: the candidate is still compared with what
+    is there (a BD-rate per modality), not shipped unseen."""
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tmp_path / "elsewhere"))
+    ship(tmp_path, steps=5)
+    cfg = config(tmp_path, synthetic_pair_dir, select_split=str(synthetic_pair_dir), select_every=1)
+    entry = train(cfg, resume=True, progress=False)["ledger_entry"]
+    assert entry["bd_rate_vs_shipped"] is not None
+    assert set(entry["bd_rate_vs_shipped"]) == {"rgb", "ir"}

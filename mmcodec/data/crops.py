@@ -1,6 +1,8 @@
 """Training data: pairs held in memory, served as random aligned crops."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -24,7 +26,7 @@ class PairCrops:
     """
 
     def __init__(self, records: list[PairRecord], modalities: tuple[str, ...], seed: int = 0,
-                 progress: bool = True, darken: dict[str, tuple[float, float]] | None = None) -> None:
+                 progress: bool = True, darken: dict[str, Sequence[float]] | None = None) -> None:
         if not records:
             raise BadInputError("no training pairs")
         self.modalities = modalities

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcodec.codec import Codec
-from mmcodec.models.registry import installed_models, read_manifest
+from mmcodec.models.registry import read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.evaluate import (anchor_rows_from_results, append_ledger, bd_rates, evaluate_codec)
 
@@ -42,8 +42,10 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
     if cfg.select_split and cfg.ship_to:
         recs = _records(cfg.select_split, cfg.select_every, cfg.eval_limit)
         new_rows = evaluate_codec(codec, recs, progress=progress)
-        shipped = next((m for m in installed_models() if m.name == cfg.name
-                        and Path(m.weights_path).parent.resolve() == Path(cfg.ship_to).resolve()), None)
+        # Read the shipped manifest from ship_to itself: that directory need not be on the
+        # model search path (a study arm shipping into a scratch copy must still be compared).
+        shipped_path = Path(cfg.ship_to) / Path(manifest).name
+        shipped = read_manifest(shipped_path) if shipped_path.is_file() else None
         if shipped is None:
             better, vs = True, None
         else:
