@@ -18,13 +18,20 @@ log() { echo "$(date -u +%FT%TZ) $*"; }
 log "baseline done"
 
 arm() { [ -f "runs/rgb-d-$1/budget.json" ] || $M train --config "configs/rgb-d-$1.json" > "runs/rgb-d-$1.log" 2>&1; log "arm $1 done"; }
-( arm separate-plus; arm convfusion; arm decoder-side ) &
-( arm prompt; arm concat4 ) &
-wait
-
 MP=runs/rgb-d-separate/model:runs/rgb-d-separate-plus/model:runs/rgb-d-concat4/model:runs/rgb-d-convfusion/model:runs/rgb-d-prompt/model:runs/rgb-d-decoder-side/model
 ARMS=mmcodec:rgb-d/concat4,mmcodec:rgb-d/convfusion,mmcodec:rgb-d/prompt,mmcodec:rgb-d/decoder-side
 CODECS=hevc,jpeg2000,jpegxl,mmcodec:rgb-d/hyperprior,mmcodec:rgb-d/separate,mmcodec:rgb-d/separate-plus,$ARMS
+# Each core trains its chain of arms, then codes the cells of the codecs it has ready (cells are
+# separate files in one shared cache), so coding starts while the other chain still trains.
+part() { local out=$1 codecs=$2; MMCODEC_MODEL_PATH=$MP $M bench --data rgbdd-test --cache results/rgbdd_test/cache \
+  --codecs "$codecs" --anchor "${codecs%%,*}" --out "$out" --no-plots > "$out.log" 2>&1; log "cells $out done"; }
+( arm separate-plus; arm convfusion; arm decoder-side
+  part results/rgbdd_part_a mmcodec:rgb-d/separate-plus,mmcodec:rgb-d/convfusion,mmcodec:rgb-d/decoder-side ) &
+( arm prompt; arm concat4
+  part results/rgbdd_part_b hevc,jpeg2000,jpegxl,mmcodec:rgb-d/hyperprior,mmcodec:rgb-d/separate,mmcodec:rgb-d/prompt,mmcodec:rgb-d/concat4 ) &
+wait
+
+# Every cell is cached now: these two only assemble the tables and plots.
 MMCODEC_MODEL_PATH=$MP $M bench --data rgbdd-test --cache results/rgbdd_test/cache --codecs "$CODECS" \
   --anchor mmcodec:rgb-d/separate-plus --out results/rgbdd_tcm
 MMCODEC_MODEL_PATH=$MP $M bench --data rgbdd-test --cache results/rgbdd_test/cache --codecs "$CODECS" \
