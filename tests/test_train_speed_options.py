@@ -8,7 +8,8 @@ import torch
 
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig
-from mmcodec.train.trainer import bf16_forward, train
+import mmcodec.train.trainer as trainer
+from mmcodec.train.trainer import bf16_forward, resolve_autocast, train
 from tests.conftest import tiny_train_config
 
 
@@ -31,7 +32,8 @@ def test_bf16_forward_returns_float32_and_runs_in_bfloat16():
     assert out["rate"].dtype == torch.int64
 
 
-def test_training_with_bf16_autocast_records_the_option(synthetic_pair_dir, tmp_path):
+def test_training_with_bf16_autocast_records_the_option(synthetic_pair_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: True)
     result = train(config(tmp_path, synthetic_pair_dir, autocast="bf16"), progress=False)
     assert result["budget"]["speed_options"] == {"autocast": "bf16", "compile": False}
     assert result["budget"]["steps"] == 3
@@ -40,3 +42,16 @@ def test_training_with_bf16_autocast_records_the_option(synthetic_pair_dir, tmp_
 def test_unknown_autocast_is_refused(synthetic_pair_dir, tmp_path):
     with pytest.raises(BadInputError, match="autocast"):
         train(config(tmp_path, synthetic_pair_dir, autocast="fp8"), progress=False)
+
+
+def test_bf16_falls_back_to_float32_where_it_would_be_emulated(synthetic_pair_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(trainer, "native_bf16", lambda device: False)
+    assert resolve_autocast(None, torch.device("cpu")) is None
+    result = train(config(tmp_path, synthetic_pair_dir, autocast="bf16"), progress=False)
+    assert result["budget"]["speed_options"] == {"autocast": None, "compile": False, "autocast_requested": "bf16"}
+    assert "no native bfloat16" in capsys.readouterr().err
+
+
+def test_native_bf16_is_assumed_off_the_cpu():
+    assert trainer.native_bf16(torch.device("cuda"))
+    assert isinstance(trainer.native_bf16(torch.device("cpu")), bool)

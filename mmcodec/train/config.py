@@ -68,7 +68,8 @@ class TrainConfig:
     clip: float = 1.0
     # Speed options (recipe study arms i and j, BENCHMARKS.md): "bf16" runs the forward pass
     # under CPU/CUDA bfloat16 autocast (the loss is computed in float32); `compile` wraps the
-    # model's forward in torch.compile.
+    # model's forward in torch.compile. On a CPU without native bfloat16 (no AVX512-BF16/AMX)
+    # "bf16" falls back to float32, since emulated bf16 is several times slower there.
     autocast: str | None = None
     compile: bool = False
     checkpoint_every: int = 250
