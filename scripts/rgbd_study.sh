@@ -6,6 +6,7 @@
 # per core, because a 2-thread job next to another job slows several times here.
 #
 #   bash scripts/rgbd_study.sh            # from the project root, with .venv installed
+#   BASE_OVERRIDES='steps=1200 ...' ARM_OVERRIDES='steps=150' bash scripts/rgbd_study.sh   # a smaller budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=.venv/bin/mmcodec
@@ -14,10 +15,10 @@ mkdir -p runs results
 log() { echo "$(date -u +%FT%TZ) $*"; }
 
 [ -f runs/rgb-d-separate/model/rgb-d__separate.json ] || \
-  $M train --config configs/rgb-d-separate.json eval_split=null > runs/rgb-d-separate.log 2>&1
+  $M train --config configs/rgb-d-separate.json eval_split=null ${BASE_OVERRIDES:-} > runs/rgb-d-separate.log 2>&1
 log "baseline done"
 
-arm() { [ -f "runs/rgb-d-$1/budget.json" ] || $M train --config "configs/rgb-d-$1.json" > "runs/rgb-d-$1.log" 2>&1; log "arm $1 done"; }
+arm() { [ -f "runs/rgb-d-$1/budget.json" ] || $M train --config "configs/rgb-d-$1.json" ${ARM_OVERRIDES:-} > "runs/rgb-d-$1.log" 2>&1; log "arm $1 done"; }
 MP=runs/rgb-d-separate/model:runs/rgb-d-separate-plus/model:runs/rgb-d-concat4/model:runs/rgb-d-convfusion/model:runs/rgb-d-prompt/model:runs/rgb-d-decoder-side/model
 ARMS=mmcodec:rgb-d/concat4,mmcodec:rgb-d/convfusion,mmcodec:rgb-d/prompt,mmcodec:rgb-d/decoder-side
 CODECS=hevc,jpeg2000,jpegxl,mmcodec:rgb-d/hyperprior,mmcodec:rgb-d/separate,mmcodec:rgb-d/separate-plus,$ARMS
