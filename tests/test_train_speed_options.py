@@ -55,3 +55,10 @@ def test_bf16_falls_back_to_float32_where_it_would_be_emulated(synthetic_pair_di
 def test_native_bf16_is_assumed_off_the_cpu():
     assert trainer.native_bf16(torch.device("cuda"))
     assert isinstance(trainer.native_bf16(torch.device("cpu")), bool)
+
+
+def test_a_crop_the_model_cannot_tile_is_refused_before_training(synthetic_pair_dir, tmp_path):
+    cfg = config(tmp_path, synthetic_pair_dir, crop_schedule=[[0, 64], [2, 96]])
+    with pytest.raises(BadInputError, match="crop 96 .*multiples of 64"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()

@@ -69,6 +69,17 @@ def crop_at(step: int, cfg: TrainConfig) -> int:
     return crop
 
 
+def check_crops(cfg: TrainConfig, model: torch.nn.Module) -> None:
+    """Every crop the run will use must be a multiple of each modality's padding multiple (the
+    model's total downsampling), or the window attention fails deep inside a forward pass."""
+    used = {crop_at(s, cfg) for s in [0, *(start for start, _ in cfg.crop_schedule)] if s < max(cfg.steps, 1)}
+    for m in cfg.modalities:
+        multiple = model.padding_multiple(m)
+        bad = sorted(c for c in used if c % multiple)
+        if bad:
+            raise BadInputError(f"crop {bad[0]} does not suit {cfg.arch}: {m} crops must be multiples of {multiple}")
+
+
 def _gained_input_channels(own: torch.Size, source: torch.Size) -> bool:
     return len(own) == len(source) == 4 and own[1] > source[1] and own[0] == source[0] and own[2:] == source[2:]
 
@@ -239,6 +250,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     model = build_model(cfg.arch, cfg.kwargs).to(device)
     if model.num_rates != len(cfg.lambdas):
         raise BadInputError(f"model has {model.num_rates} rates but {len(cfg.lambdas)} lambdas are configured")
+    check_crops(cfg, model)
     step, cpu_seconds, wall_seconds, segment_start = 0, 0.0, 0.0, 0
     state = None
     if resume and ckpt_path.is_file():
