@@ -28,9 +28,13 @@ part() { local out=$1 codecs=$2; MMCODEC_MODEL_PATH=$MP $M bench --data rgbdd-te
   --codecs "$codecs" --anchor "${codecs%%,*}" --out "$out" --no-plots > "$out.log" 2>&1; log "cells $out done"; }
 ( arm separate-plus; arm convfusion; arm decoder-side
   part results/rgbdd_part_a mmcodec:rgb-d/separate-plus,mmcodec:rgb-d/convfusion,mmcodec:rgb-d/decoder-side ) &
+chain_a=$!
 ( arm prompt; arm concat4
   part results/rgbdd_part_b hevc,jpeg2000,jpegxl,mmcodec:rgb-d/hyperprior,mmcodec:rgb-d/separate,mmcodec:rgb-d/prompt,mmcodec:rgb-d/concat4 ) &
-wait
+chain_b=$!
+# A bare `wait` returns 0 whatever the chains did: stop here if either failed.
+wait $chain_a || { log "chain a failed (runs/*.log, results/rgbdd_part_a.log)"; exit 1; }
+wait $chain_b || { log "chain b failed (runs/*.log, results/rgbdd_part_b.log)"; exit 1; }
 
 # Every cell is cached now: these two only assemble the tables and plots.
 MMCODEC_MODEL_PATH=$MP $M bench --data rgbdd-test --cache results/rgbdd_test/cache --codecs "$CODECS" \
