@@ -62,3 +62,15 @@ def test_a_crop_the_model_cannot_tile_is_refused_before_training(synthetic_pair_
     with pytest.raises(BadInputError, match="crop 96 .*multiples of 64"):
         train(cfg, progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_run_ending_on_crops_with_a_one_pixel_hyper_latent_warns(synthetic_pair_dir, tmp_path, capsys):
+    cfg = config(tmp_path, synthetic_pair_dir)
+    model = trainer.build_model(cfg.arch, cfg.kwargs)
+    multiple = model.padding_multiple("rgb")
+    cfg = config(tmp_path, synthetic_pair_dir, crop=multiple, crop_schedule=[])
+    trainer.check_crops(cfg, model)
+    assert "1x1 hyper-latent" in capsys.readouterr().err
+    cfg = config(tmp_path, synthetic_pair_dir, crop=multiple, crop_schedule=[[1, 2 * multiple]])
+    trainer.check_crops(cfg, model)
+    assert "hyper-latent" not in capsys.readouterr().err

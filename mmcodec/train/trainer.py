@@ -78,6 +78,15 @@ def check_crops(cfg: TrainConfig, model: torch.nn.Module) -> None:
         bad = sorted(c for c in used if c % multiple)
         if bad:
             raise BadInputError(f"crop {bad[0]} does not suit {cfg.arch}: {m} crops must be multiples of {multiple}")
+    # A crop equal to the total downsampling leaves a 1x1 hyper-latent: the hyper path then sees
+    # only padding and the entropy model learns the crop's borders. Cheap early steps on such
+    # crops help, but a run that ends on them codes whole images worse than it codes crops
+    # (issue 6: +300 steps on 64-px crops doubled a LIC-TCM depth codec's bits on 512x384 images).
+    last = crop_at(max(cfg.steps - 1, 0), cfg)
+    if cfg.steps > 0 and any(last <= model.padding_multiple(m) for m in cfg.modalities):
+        print(f"warning: this run ends on {last}-px crops, which leave {cfg.arch} a 1x1 hyper-latent; "
+              "its rates on whole images may grow (end on crops of at least twice that: "
+              "scripts/context_size_probe.py measures it)", file=sys.stderr)
 
 
 def _gained_input_channels(own: torch.Size, source: torch.Size) -> bool:
