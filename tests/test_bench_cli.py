@@ -156,3 +156,26 @@ def test_shared_cache_between_result_folders(tmp_path):
     second = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
     assert len(second) == 6 and all(second[p] == t for p, t in first.items())
     assert not (tmp_path / "a" / "cache").exists()
+
+
+def test_cells_follow_the_data_content_not_its_mtime_or_place(tmp_path):
+    import os
+    import shutil
+    data = _write_pairs(tmp_path / "pairs")
+    cache = tmp_path / "cache"
+    common = ["--codecs", "jpeg", "--anchor", "jpeg", "--cache", str(cache), "--no-plots", "--limit", "1",
+              "--rates", "jpeg=20,60"]
+    _run_in_process("--data", str(data), *common, "--out", str(tmp_path / "a"))
+    first = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+    # The same files re-provisioned elsewhere with new mtimes: every cell is reused.
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    for p in moved.rglob("*.png"):
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**12))
+    _run_in_process("--data", str(moved), *common, "--out", str(tmp_path / "b"))
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")} == first
+    # Changed content is coded again.
+    Image.fromarray(smooth_image(64, 80, 3, seed=7)).save(moved / "vi" / "p0.png")
+    _run_in_process("--data", str(moved), *common, "--out", str(tmp_path / "c"))
+    again = {p: p.stat().st_mtime_ns for p in cache.rglob("*.json")}
+    assert any(again[p] != t for p, t in first.items())

@@ -12,6 +12,7 @@ source file size and mtime) matches.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -32,7 +33,7 @@ from mmcodec.bench.classical import CODECS, ClassicalCodec, get_codec
 from mmcodec.errors import BadInputError, MMCodecError
 
 DEFAULT_CODECS = "hevc,avif,jpegxl,jpeg2000,webp,jpeg"
-CACHE_VERSION = 1
+CACHE_VERSION = 2   # 2: pairs are identified by content (1: path, size, mtime)
 # Distortion metrics tabulated per modality (the first one is the primary, ranked in tables).
 BD_METRICS = {"rgb": ["psnr-rgb", "psnr-y", "psnr-yuv420", "ms-ssim-db"],
               "ir": ["psnr", "ms-ssim-db"], "depth": ["psnr", "ms-ssim-db"],
@@ -76,7 +77,20 @@ class Pair:
         return int(a.shape[0] * a.shape[1])
 
     def source_id(self) -> list:
-        return [[m, str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for m, p in sorted(self.paths.items())]
+        # The files' content, not their path or mtime: a re-provisioned or moved copy of the
+        # same data keeps its cached cells (an mtime key once threw away a whole study's cells).
+        return [[m, _content_digest(p)] for m, p in sorted(self.paths.items())]
+
+
+def _content_digest(path: Path) -> str:
+    st = path.stat()
+    return _digest_file(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest_file(path: str, _size: int, _mtime_ns: int) -> str:
+    """Content hash; size and mtime only decide when to hash the file again."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
 
 
 def _load_reference(modality: str, path: Path) -> np.ndarray:
