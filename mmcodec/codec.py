@@ -116,6 +116,17 @@ class Codec:
         return None
 
     # -- encoding -------------------------------------------------------------------------
+    def model_inputs(self, images: dict[str, ModalityImage]) -> dict[str, torch.Tensor]:
+        """Batched tensors on the codec's device, padded to the model's multiple."""
+        x = {}
+        for m, im in images.items():
+            t = torch.from_numpy(im.data)[None].to(self.device)
+            ph, pw = self.padded_size(m, im.height, im.width)
+            # Replicate padding costs fewer bits than zeros at the border.
+            x[m] = t if (ph, pw) == (im.height, im.width) else \
+                F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
+        return x
+
     def compress(self, rgb: ImageSource | None = None, ir: ImageSource | None = None,
                  depth: ImageSource | None = None, quality: int | None = None) -> bytes:
         given = {k: v for k, v in (("rgb", rgb), ("ir", ir), ("depth", depth)) if v is not None}
@@ -151,13 +162,7 @@ class Codec:
         mismatch = self.geometry_mismatch({m: sizes[m] for m in self.modalities})
         if mismatch is not None:
             raise BadInputError(mismatch)
-        x = {}
-        for m, im in images.items():
-            t = torch.from_numpy(im.data)[None].to(self.device)
-            ph, pw = self.padded_size(m, im.height, im.width)
-            # Replicate padding costs fewer bits than zeros at the border.
-            x[m] = t if (ph, pw) == (im.height, im.width) else \
-                F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
+        x = self.model_inputs(images)
         largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
         tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
         exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)

@@ -17,21 +17,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from mmcodec.codec import Codec
 from mmcodec.data.images import load_modality
 from mmcodec.data.pairs import standard_split
 from mmcodec.models.registry import read_manifest
-
-
-def padded_inputs(codec: Codec, record) -> dict[str, torch.Tensor]:
-    x = {}
-    for m in codec.modalities:
-        im = load_modality(m, record.paths[m])
-        ph, pw = codec.padded_size(m, im.height, im.width)
-        x[m] = F.pad(torch.from_numpy(im.data)[None], (0, pw - im.width, 0, ph - im.height), mode="replicate")
-    return x
 
 
 def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -59,7 +49,7 @@ def main() -> None:
         # modality -> size -> [bits, pixels]
         total: dict[str, dict] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
         for rec in records:
-            x = padded_inputs(codec, rec)
+            x = codec.model_inputs({m: load_modality(m, rec.paths[m]) for m in codec.modalities})
             for size in sizes:
                 xs = x if size is None else {m: centre_crop(t, size) for m, t in x.items()}
                 with torch.no_grad():
