@@ -74,3 +74,24 @@ def test_a_run_ending_on_crops_with_a_one_pixel_hyper_latent_warns(synthetic_pai
     cfg = config(tmp_path, synthetic_pair_dir, crop=multiple, crop_schedule=[[1, 2 * multiple]])
     trainer.check_crops(cfg, model)
     assert "hyper-latent" not in capsys.readouterr().err
+
+
+def test_the_crop_schedule_can_change_the_batch(synthetic_pair_dir, tmp_path, monkeypatch):
+    from mmcodec.data.crops import PairCrops
+    drawn = []
+    original = PairCrops.batch
+
+    def spy(self, batch_size, crop):
+        drawn.append((batch_size, crop))
+        return original(self, batch_size, crop)
+
+    monkeypatch.setattr(PairCrops, "batch", spy)
+    result = train(config(tmp_path, synthetic_pair_dir, crop_schedule=[[0, 64], [2, 128, 1]]), progress=False)
+    assert drawn == [(2, 64), (2, 64), (1, 128)]
+    assert result["budget"]["crop_schedule"] == [[0, 64], [2, 128, 1]]
+
+
+@pytest.mark.parametrize("schedule", [[[0]], [[0, 64, 2, 1]], [[0, 0]], [[-1, 64]], [[0, 64, 0]], [[0, 64.5]]])
+def test_a_malformed_crop_schedule_is_refused(schedule, tmp_path, synthetic_pair_dir):
+    with pytest.raises(BadInputError, match="crop_schedule entries"):
+        config(tmp_path, synthetic_pair_dir, crop_schedule=schedule).validate()

@@ -63,7 +63,7 @@ class TrainConfig:
     warmup: int = 200
     schedule: str = "cosine"                     # "cosine" or "constant" (after warm-up)
     budget_cpu_minutes: float | None = None      # stop after this much process CPU time (recipe study)
-    crop_schedule: list[list[int]] = field(default_factory=lambda: [[0, 64], [1500, 128]])  # [[step, crop], ...]
+    crop_schedule: list[list[int]] = field(default_factory=lambda: [[0, 64], [1500, 128]])  # [[step, crop(, batch)], ...]
     aux_lr: float = 1e-3
     clip: float = 1.0
     # Speed options (recipe study arms i and j, BENCHMARKS.md): "bf16" runs the forward pass
@@ -109,6 +109,12 @@ class TrainConfig:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
                     or weight <= 0:
                 raise BadInputError(f"joint_objective weight must be a positive number, got {weight!r}")
+        for entry in self.crop_schedule:
+            ok = isinstance(entry, (list, tuple)) and len(entry) in (2, 3) and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in entry)
+            if not ok or entry[0] < 0 or any(v <= 0 for v in entry[1:]):
+                raise BadInputError(f"crop_schedule entries must be [step, crop] or [step, crop, batch] "
+                                    f"(non-negative step, positive sizes), got {entry!r}")
         if not isinstance(self.darken, dict):
             raise BadInputError(f"darken must be {{modality: [probability, min_gain]}}, got {self.darken!r}")
         for modality, spec in self.darken.items():

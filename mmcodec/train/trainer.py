@@ -62,17 +62,24 @@ def lr_at(step: int, cfg: TrainConfig, segment_start: int, budget_used: float | 
 
 def crop_at(step: int, cfg: TrainConfig) -> int:
     """Crop size for this step: the last crop_schedule entry whose step has been reached."""
-    crop = cfg.crop
-    for start, size in cfg.crop_schedule:
+    return crop_and_batch_at(step, cfg)[0]
+
+
+def crop_and_batch_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(crop, batch) for this step. A crop_schedule entry is [step, crop] or [step, crop, batch];
+    an entry without a batch keeps cfg.batch. Larger crops late in training give the hyperprior a
+    larger hyper-latent to learn from; a smaller batch keeps the pixels per step (the cost) equal."""
+    crop, batch = cfg.crop, cfg.batch
+    for start, size, *rest in cfg.crop_schedule:
         if step >= start:
-            crop = size
-    return crop
+            crop, batch = size, (rest[0] if rest else cfg.batch)
+    return crop, batch
 
 
 def check_crops(cfg: TrainConfig, model: torch.nn.Module) -> None:
     """Every crop the run will use must be a multiple of each modality's padding multiple (the
     model's total downsampling), or the window attention fails deep inside a forward pass."""
-    used = {crop_at(s, cfg) for s in [0, *(start for start, _ in cfg.crop_schedule)] if s < max(cfg.steps, 1)}
+    used = {crop_at(s, cfg) for s in [0, *(entry[0] for entry in cfg.crop_schedule)] if s < max(cfg.steps, 1)}
     for m in cfg.modalities:
         multiple = model.padding_multiple(m)
         bad = sorted(c for c in used if c % multiple)
@@ -313,7 +320,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         model.forward = torch.compile(model.forward)
     net = ddp.wrap(model)
     forward = bf16_forward(net, device) if autocast == "bf16" else net
-    local_batch = ddp.local_batch(cfg.batch)
     data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
                      progress=progress, darken=cfg.darken)
     lambdas = torch.tensor(cfg.lambdas, device=device)
@@ -361,7 +367,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         while step < cfg.steps and (budget_used() or 0.0) < 1.0:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg, segment_start, budget_used())
-            x = {m: t.to(device) for m, t in data.batch(local_batch, crop_at(step, cfg)).items()}
+            crop, batch = crop_and_batch_at(step, cfg)
+            local_batch = ddp.local_batch(batch)
+            x = {m: t.to(device) for m, t in data.batch(local_batch, crop).items()}
             rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
             if frozen_model is None:
                 out_fw = forward(x, rate)
@@ -408,7 +416,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     refresh_cpu()
     cpu_total = cpu_now[0]
     wall_total = wall_seconds + time.time() - wall0
-    budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "lr": cfg.lr, "train_split": cfg.train_split,
+    budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "crop_schedule": cfg.crop_schedule, "lr": cfg.lr, "train_split": cfg.train_split,
               "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
               "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
               "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores",
