@@ -416,7 +416,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     refresh_cpu()
     cpu_total = cpu_now[0]
     wall_total = wall_seconds + time.time() - wall0
-    budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "crop_schedule": cfg.crop_schedule, "lr": cfg.lr, "train_split": cfg.train_split,
+    budget = {"steps": step, "batch": cfg.batch, "crop": cfg.crop, "crop_schedule": cfg.crop_schedule,
+              "lr": cfg.lr, "train_split": cfg.train_split,
               "pairs": len(data), "lambdas": cfg.lambdas, "cpu_hours": round(cpu_total / 3600, 3),
               "wall_hours": round(wall_total / 3600, 3), "threads": cfg.threads, "device": cfg.device,
               "init_from": cfg.init_from, "machine": f"{platform.machine()} {os.cpu_count()} cores",
