@@ -6,7 +6,6 @@ Every command accepts --json for machine-readable output.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -19,19 +18,6 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices f
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     print(json.dumps(payload, indent=None if getattr(args, "json", False) else 2) if args.json else text)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    from mmcodec.errors import BadInputError
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the parent is not a directory
-            tmp.unlink(missing_ok=True)
-        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _folder_names(modalities: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -56,7 +42,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = c.info(size)
     mods = ", ".join(f"{m['name']} {m['width']}x{m['height']} {m['bit_depth']}-bit" for m in info["modalities"])
     streams = ", ".join(f"{k} {v} B ({info['bpp'][k]:.4f} bpp)" for k, v in info["stream_bytes"].items())
-    text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}\n"
+    text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}, "
+            f"encoder effort {info['effort']}\n"
             f"  images: {mods}\n  streams: {streams}; side info {info['side_bytes']} B\n"
             f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
     if info["tiling"]:
@@ -101,20 +88,16 @@ def _pair_jobs(args: argparse.Namespace) -> tuple[list[tuple[str, dict[str, Path
     return jobs, records[0].kind
 
 
-def _compress_one(codec, paths: dict[str, Path], out: Path) -> dict[str, Any]:
-    from mmcodec.data.images import load_modality
-    images = {m: load_modality(m, p) for m, p in paths.items()}
-    blob = codec.compress_images(images)
-    _atomic_write(out, blob)
-    pixels = max(im.height * im.width for im in images.values())  # as Container.info
-    return {"output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
-
-
 def cmd_compress(args: argparse.Namespace) -> int:
     import mmcodec
     from tqdm import tqdm
     jobs, kind = _pair_jobs(args)
+    from mmcodec.parallel import compress_pair
+    from mmcodec.refine import check_effort
+    if args.effort is not None:
+        check_effort(args.effort)
     codec = mmcodec.load(args.model, quality=args.quality, pair=kind, tile=args.tile)
+    effort = codec.resolve_effort(args.effort)
     if set(codec.modalities) != set(_folder_names(codec.modalities)) or \
             ("ir" in codec.modalities) != (kind == "ir-vi"):
         from mmcodec.errors import BadInputError
@@ -126,18 +109,19 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if folder_mode and args.workers > 1 and len(todo) > 1:
         from mmcodec.parallel import compress_parallel
         results = compress_parallel(codec.name, codec.quality, todo, args.workers, progress=not args.json,
-                                    tile=codec.tile)
+                                    tile=codec.tile, effort=effort)
     else:
         for stem, paths, out in tqdm(todo, desc="compress", unit="pair", disable=not folder_mode or args.json):
-            r = _compress_one(codec, paths, out)
-            results.append({"stem": stem, **r})
-    summary = {"model": codec.name, "quality": codec.quality, "coded": len(results), "skipped": skipped,
-               "results": results}
+            results.append(compress_pair(codec, stem, paths, out, effort, progress=not (folder_mode or args.json)))
+    summary = {"model": codec.name, "quality": codec.quality, "effort": effort, "coded": len(results),
+               "skipped": skipped, "results": results}
     if folder_mode:
-        text = f"coded {len(results)} pairs with {codec.name} q{codec.quality}, skipped {skipped} already done"
+        text = (f"coded {len(results)} pairs with {codec.name} q{codec.quality} effort {effort}, "
+                f"skipped {skipped} already done")
     else:
         r = results[0]
-        text = f"{r['output']}: {r['bytes']} bytes, {r['pair_bpp']:.4f} bpp (pair), {codec.name} q{codec.quality}"
+        text = (f"{r['output']}: {r['bytes']} bytes, {r['pair_bpp']:.4f} bpp (pair), {codec.name} q{codec.quality}, "
+                f"effort {effort}")
     _emit(args, summary if folder_mode else {**summary, **results[0]}, text)
     return 0
 
@@ -268,6 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--shard", help="folder mode: code only shard i of n (i/n), for job arrays")
     sp.add_argument("--tile", type=int, help="code in tiles of this many pixels (a multiple of 16, e.g. 512) to "
                     "bound memory; 0 = whole image; default: tiles of 1024 above 2 megapixels")
+    from mmcodec.refine import DEFAULT_EFFORT, EFFORT_ITERATIONS
+    levels = ", ".join(f"{e} = {n} iterations" for e, n in EFFORT_ITERATIONS.items())
+    sp.add_argument("--effort", type=int, help=f"encoder effort 0-3: refine the latents at encode time ({levels}; "
+                    f"0 = no refinement). More effort, fewer bits, same decoder. Default {DEFAULT_EFFORT} "
+                    "(0 for models without refinement)")
     sp.set_defaults(func=cmd_compress)
 
     sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images")

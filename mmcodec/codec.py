@@ -26,7 +26,9 @@ from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_b
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.latent_codecs import entropy_parameter_path, has_exact_entropy_parameters
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
+from mmcodec.models.base import CompressedPair
 from mmcodec.models.registry import InstalledModel, find_model
+from mmcodec.refine import DEFAULT_EFFORT, EFFORT_ITERATIONS, check_effort, rd_cost, refine, supports_refinement
 from mmcodec.tiling import check_tile_option, plan_tiling
 
 ImageSource = str | os.PathLike | np.ndarray | ModalityImage
@@ -127,23 +129,38 @@ class Codec:
                 F.pad(t, (0, pw - im.width, 0, ph - im.height), mode="replicate")
         return x
 
+    def resolve_effort(self, effort: int | None) -> int:
+        """`effort`, or the default: DEFAULT_EFFORT for models with encoder refinement, else 0."""
+        if effort is None:
+            return DEFAULT_EFFORT if supports_refinement(self.model) else 0
+        return check_effort(effort)
+
     def compress(self, rgb: ImageSource | None = None, ir: ImageSource | None = None,
-                 depth: ImageSource | None = None, quality: int | None = None) -> bytes:
+                 depth: ImageSource | None = None, quality: int | None = None, effort: int | None = None) -> bytes:
+        """Code a pair into .mmc bytes. `effort` 0-3 refines the latents at encode time
+        (mmcodec.refine: more CPU at the encoder, fewer bits; decoding is unchanged);
+        None = `resolve_effort`'s default."""
+        effort = self.resolve_effort(effort)
         given = {k: v for k, v in (("rgb", rgb), ("ir", ir), ("depth", depth)) if v is not None}
         if set(given) != set(self.modalities):
             raise BadInputError(f"model {self.name} codes {'+'.join(self.modalities)} pairs; "
                                 f"got {'+'.join(given) or 'nothing'}")
         images = {m: v if isinstance(v, ModalityImage) else load_modality(m, v) for m, v in given.items()}
-        return self.compress_images(images, quality)
+        return self.compress_images(images, quality, effort)
 
-    def compress_images(self, images: dict[str, ModalityImage], quality: int | None = None) -> bytes:
-        return self.encode(images, quality)[0]
+    def compress_images(self, images: dict[str, ModalityImage], quality: int | None = None,
+                        effort: int = 0) -> bytes:
+        return self.encode(images, quality, effort)[0]
 
     @torch.no_grad()
-    def encode(self, images: dict[str, ModalityImage], quality: int | None = None
-               ) -> tuple[bytes, dict[str, np.ndarray]]:
+    def encode(self, images: dict[str, ModalityImage], quality: int | None = None, effort: int = 0,
+               report: dict[str, Any] | None = None, progress: bool = False) -> tuple[bytes, dict[str, np.ndarray]]:
         """Code a pair; return the .mmc bytes and the reconstruction a decoder will produce
-        (integer images in the input format; the stream carries their CRC)."""
+        (integer images in the input format; the stream carries their CRC).
+
+        `effort` > 0 refines the latents at encode time (mmcodec.refine, EFFORT_ITERATIONS);
+        `report`, if given, receives the RD cost before and after and the seconds spent."""
+        effort = check_effort(effort)
         quality = self.quality if quality is None else quality
         if quality not in self.installed.qualities:
             raise BadInputError(f"quality {quality} not available for {self.name}; "
@@ -166,8 +183,11 @@ class Codec:
         largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
         tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
         exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)
+        tiled = {"tiling": tiling} if tiling else {}
         with _bit_exact_threads(), entropy_parameter_path(self.model, exact):
-            out = self.model.compress(x, quality - 1, **({"tiling": tiling} if tiling else {}))
+            out = self.model.compress(x, quality - 1, **tiled)
+            if effort:
+                out = self._refined(out, x, images, quality, effort, tiled, report, progress)
         infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
@@ -175,8 +195,45 @@ class Codec:
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
                                     _recon_crc(recon[m]), im.holes))
         blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling,
-                              exact_params=exact))
+                              exact_params=exact, effort=effort))
         return blob, recon
+
+    def _refined(self, out: CompressedPair, x: dict[str, torch.Tensor], images: dict[str, ModalityImage],
+                 quality: int, effort: int, tiled: dict, report: dict[str, Any] | None,
+                 progress: bool) -> CompressedPair:
+        """Refine the latents (mmcodec.refine) and keep them wherever their real cost, stream
+        bits + lambda * D of the real reconstruction, beats the unrefined encoder's: per
+        modality for models whose modalities are coded independently, per pair otherwise."""
+        if not supports_refinement(self.model):
+            raise BadInputError(f"model {self.name} (architecture {self.installed.arch}) has no encoder refinement; "
+                                "use effort 0")
+        lam = self.installed.lambdas[quality - 1]
+        distortions = self.installed.budget.get("distortion", {})
+        valid = {m: (im.height, im.width) for m, im in images.items()}
+        latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_ITERATIONS[effort],
+                              progress=progress, **tiled)
+        refined = self.model.compress(x, quality - 1, latents=latents, **tiled)
+
+        def real_cost(pair: CompressedPair) -> dict[str, float]:
+            bits = {m: 8.0 * sum(map(len, pair.streams[m])) for m in self.modalities}
+            bits[self.modalities[-1]] += 8.0 * len(pair.side)
+            return {m: float(c) for m, c in rd_cost(bits, pair.x_hat, x, valid, lam, distortions).items()}
+
+        before, after = real_cost(out), real_cost(refined)
+        if getattr(self.model, "independent_modalities", False):
+            keep = {m: after[m] < before[m] for m in self.modalities}
+            chosen = CompressedPair({m: (refined if keep[m] else out).streams[m] for m in self.modalities},
+                                    {m: (refined if keep[m] else out).x_hat[m] for m in self.modalities})
+        else:
+            better = sum(after.values()) < sum(before.values())
+            keep = {m: better for m in self.modalities}
+            chosen = refined if better else out
+        if report is not None:
+            report.update(effort=effort, iterations=rep.iterations, seconds=round(rep.seconds, 3),
+                          rd_cost_before=round(sum(before.values()), 5),
+                          rd_cost_after=round(sum((after if keep[m] else before)[m] for m in self.modalities), 5),
+                          refined=keep)
+        return chosen
 
     # -- decoding -------------------------------------------------------------------------
     @torch.no_grad()

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 from compressai.models.base import get_scale_table
 
+from mmcodec.entropy_adapter import bottleneck_likelihood, bottleneck_medians, gaussian_likelihood
 from mmcodec.layers import MaskedConv2d, hyper_analysis, hyper_synthesis_mean_scale, ste_round
 from mmcodec.layers import AgentFusionBlock, LiteTransformer
 from mmcodec.layers.integer import ACTIVATION_BITS, IntegerNetwork, integer_scale_indexes
@@ -170,9 +171,23 @@ class MeanScaleHyperprior(nn.Module):
         y_hat = ste_round(y - means) + means
         return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
 
+    def relaxed(self, y: torch.Tensor, z: torch.Tensor, quantise: Callable[[torch.Tensor], torch.Tensor]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder refinement (mmcodec.refine): y_tilde and the estimated bits of coding the
+        free latents (y, z), with `quantise` (a differentiable stand-in for rounding) applied
+        where `compress` rounds: z around the prior's medians, y around the predicted means."""
+        medians = bottleneck_medians(self.entropy_bottleneck)
+        z_tilde = quantise(z - medians) + medians
+        scales, means = self._params(z_tilde)
+        y_tilde = quantise(y - means) + means
+        bits = -(torch.log2(gaussian_likelihood(self.gaussian_conditional, y_tilde, scales, means)).sum()
+                 + torch.log2(bottleneck_likelihood(self.entropy_bottleneck, z_tilde)).sum())
+        return y_tilde, bits
+
     @torch.no_grad()
-    def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:
-        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
+    def compress(self, y: torch.Tensor, z: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
+        """`z`: a hyper-latent to code instead of h_a(y) (a refined one, mmcodec.refine)."""
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y) if z is None else z)
         indexes, means = self._coding_params(z_hat)
         y_strings = self.gaussian_conditional.compress(y, indexes, means=means)
         y_hat = self.gaussian_conditional.quantize(y, "dequantize", means)
@@ -654,9 +669,28 @@ class SliceLoopCodec(nn.Module):
             decoded.append(self._refine(i, support, ste_round(y_slice - means) + means))
         return torch.cat(decoded, 1), {"y": torch.cat(likelihoods, 1), "z": z_likelihoods}
 
+    def relaxed(self, y: torch.Tensor, z: torch.Tensor, quantise: Callable[[torch.Tensor], torch.Tensor],
+                context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder refinement (mmcodec.refine): the loop of `compress` with `quantise` in place
+        of rounding; returns y_tilde (after LRP) and the estimated bits of (y, z)."""
+        medians = bottleneck_medians(self.entropy_bottleneck)
+        z_tilde = quantise(z - medians) + medians
+        bits = -torch.log2(bottleneck_likelihood(self.entropy_bottleneck, z_tilde)).sum()
+        hyper = self._hyper(z_tilde)
+        ctx = self._context_features(context, y.shape[-2:])
+        decoded: list[torch.Tensor] = []
+        for i, y_slice in enumerate(y.split(self.slice_sizes, 1)):
+            support, scales, means = self._slice_params(i, hyper, decoded, ctx)
+            y_tilde = quantise(y_slice - means) + means
+            bits = bits - torch.log2(gaussian_likelihood(self.gaussian_conditional, y_tilde, scales, means)).sum()
+            decoded.append(self._refine(i, support, y_tilde))
+        return torch.cat(decoded, 1), bits
+
     @torch.no_grad()
-    def compress(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[list[bytes], torch.Tensor]:
-        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y))
+    def compress(self, y: torch.Tensor, context: torch.Tensor | None = None, z: torch.Tensor | None = None
+                 ) -> tuple[list[bytes], torch.Tensor]:
+        """`z`: a hyper-latent to code instead of h_a(y) (a refined one, mmcodec.refine)."""
+        z_string, z_hat = code_hyper_latent(self.entropy_bottleneck, self.h_a(y) if z is None else z)
         hyper = self._hyper(z_hat)
         ctx = self._context_features(context, y.shape[-2:])
         strings, decoded = [z_string], []

@@ -30,10 +30,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_RDONLY)   # on disk before the rename makes it visible
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):  # e.g. the parent is not a directory
@@ -41,18 +43,28 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def compress_pair(codec: Any, stem: str, paths: dict[str, Path], out: Path) -> dict[str, Any]:
-    """Code one pair with `codec` and write it atomically; the CLI's per-pair result dict."""
+def compress_pair(codec: Any, stem: str, paths: dict[str, Path], out: Path, effort: int = 0,
+                  progress: bool = False) -> dict[str, Any]:
+    """Code one pair with `codec` and write it atomically; the CLI's per-pair result dict
+    (with the refinement report when `effort` > 0)."""
     from mmcodec.data.images import load_modality
     images = {m: load_modality(m, p) for m, p in paths.items()}
-    blob = codec.compress_images(images)
+    report: dict[str, Any] = {}
+    blob = codec.encode(images, effort=effort, report=report, progress=progress)[0]
     atomic_write(Path(out), blob)
     pixels = max(im.height * im.width for im in images.values())  # as Container.info
-    return {"stem": stem, "output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
+    result = {"stem": stem, "output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
+    if report:
+        result["refinement"] = report
+    return result
 
 
-def _init_worker(model_name: str, quality: int, model_path: str | None, tile: int | None) -> None:
-    global _worker_codec
+_worker_effort = 0
+
+
+def _init_worker(model_name: str, quality: int, model_path: str | None, tile: int | None, effort: int = 0) -> None:
+    global _worker_codec, _worker_effort
+    _worker_effort = effort
     import torch
     torch.set_num_threads(1)  # the codec runs its model single-threaded anyway (bit-exact results)
     if model_path is not None:
@@ -64,7 +76,7 @@ def _init_worker(model_name: str, quality: int, model_path: str | None, tile: in
 def _run_job(job: Job) -> dict[str, Any]:
     stem, paths, out = job
     try:
-        return compress_pair(_worker_codec, stem, paths, out)
+        return compress_pair(_worker_codec, stem, paths, out, _worker_effort)
     except MMCodecError:
         raise
     except Exception as exc:  # noqa: BLE001 - carried back to the parent as one line
@@ -80,7 +92,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def compress_parallel(model_name: str, quality: int, jobs: list[Job], workers: int,
-                      progress: bool = True, tile: int | None = None) -> list[dict[str, Any]]:
+                      progress: bool = True, tile: int | None = None, effort: int = 0) -> list[dict[str, Any]]:
     """Code every job with `workers` processes; results in job order.
 
     The first failing pair stops the run (pending pairs are cancelled, pairs already coded
@@ -93,7 +105,7 @@ def compress_parallel(model_name: str, quality: int, jobs: list[Job], workers: i
     ctx = _context()
     results: dict[int, dict[str, Any]] = {}
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(model_name, quality, os.environ.get("MMCODEC_MODEL_PATH"), tile)) as pool:
+                             initargs=(model_name, quality, os.environ.get("MMCODEC_MODEL_PATH"), tile, effort)) as pool:
         futures: dict[Future, int] = {pool.submit(_run_job, job): i for i, job in enumerate(jobs)}
         with tqdm(total=len(jobs), desc="compress", unit="pair", disable=not progress) as bar:
             pending = set(futures)

@@ -216,16 +216,28 @@ def _mmcodec_under_test(name: str, kind: str, mods: list[str], threads: int) -> 
     import torch
     import mmcodec
     torch.set_num_threads(threads)
-    model = name.split(":", 1)[1]
+    from mmcodec.refine import check_effort
+    model, _, option = name.split(":", 1)[1].partition("@")
     if not model:
         raise BadInputError("mmcodec:<model> needs a model name (see `mmcodec models`)")
+    effort = 0    # a plain mmcodec:<model> is the unrefined encoder, as in every earlier table
+    if option:
+        key, _, value = option.partition("=")
+        if key != "effort" or not value.isdigit():
+            raise BadInputError(f"{name}: expected mmcodec:<model>@effort=E, E in 0..3")
+        effort = check_effort(int(value))
     codec = mmcodec.load(model, pair=kind)
+    if effort:
+        codec.resolve_effort(effort)
+        from mmcodec.refine import supports_refinement
+        if not supports_refinement(codec.model):
+            raise BadInputError(f"model {model} has no encoder refinement; use effort 0")
     if set(codec.modalities) != set(mods):
         raise BadInputError(f"model {model} codes {'+'.join(codec.modalities)} pairs, the dataset is {kind}")
     inst = codec.installed
     rates = [RatePoint(q - 1, f"q{q}", {m: q for m in mods}) for q in inst.qualities]
     settings = {"model": inst.name, "arch": inst.arch, "weights": inst.weights_hash, "kwargs": inst.kwargs,
-                "lambdas": inst.lambdas, "qualities": inst.qualities, "torch_threads": threads,
+                "lambdas": inst.lambdas, "qualities": inst.qualities, "torch_threads": threads, "effort": effort,
                 "bytes": "pair: whole .mmc file (header, side info, CRC); modality: its entropy-coded streams"}
     return CodecUnderTest(name, inst.description or f"mmcodec {inst.arch}", settings, list(mods), rates,
                           mmcodec=codec)
@@ -289,13 +301,17 @@ def mmcodec_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair) 
     from mmcodec.data.images import load_modality
     codec = cut.mmcodec
     quality = int(next(iter(rate.params.values())))
-    fp = _digest([CACHE_VERSION, cut.name, codec.installed.weights_hash, quality, pair.source_id()])
+    key = [CACHE_VERSION, cut.name, codec.installed.weights_hash, quality, pair.source_id()]
+    if cut.settings.get("effort"):   # a refined cell also depends on the level's iterations
+        from mmcodec.refine import EFFORT_ITERATIONS, LEARNING_RATE
+        key += [EFFORT_ITERATIONS[cut.settings["effort"]], LEARNING_RATE]
+    fp = _digest(key)
     path = cache / _safe(cut.name) / cut.settings["weights"] / f"q{quality}" / f"{_safe(pair.stem)}.json"
     cell = _read_cell(path, fp)
     if cell is None:
         images = {m: load_modality(m, pair.paths[m]) for m in cut.modalities}
         t0 = time.perf_counter()
-        blob = codec.compress_images(images, quality)
+        blob = codec.compress_images(images, quality, cut.settings.get("effort", 0))
         t1 = time.perf_counter()
         decoded = codec.decompress(blob)
         t2 = time.perf_counter()

@@ -35,7 +35,11 @@ MAGIC = b"\x89MMC"
 # A writer uses the lowest version that describes its stream, so models without an integer
 # path (CCEM, RGB-D TCM) still write versions 1 and 2, readable by older mmcodec; a stream an
 # older mmcodec would decode wrongly has a version it refuses with "upgrade mmcodec".
-FORMAT_VERSION = 4          # newest version this mmcodec reads and writes
+#   effort: the encoder refined the latents (mmcodec.refine) and the header records the
+#          effort level in one byte after the tiling fields (versions 5-8 = 1-4 + 4). The
+#          decoder does not need it: it is there for `mmcodec info`. Effort-0 files keep
+#          versions 1-4, byte for byte as before.
+FORMAT_VERSION = 8          # newest version this mmcodec reads and writes
 UNTILED_VERSION = 1
 _TILING = struct.Struct(">HB")            # versions 2 and 4: tile side (latents), halo (latents)
 _PREFIX = struct.Struct(">4sHH")
@@ -46,6 +50,7 @@ MAX_DIM = 1 << 16           # pixels per side
 MAX_PIXELS = 1 << 28        # per image; refused before anything is allocated
 MAX_PARTS = 64
 MODALITY_NAMES = ("rgb", "ir", "depth")
+MAX_EFFORT = 15             # effort levels a header may name (mmcodec.refine defines 0-3)
 
 
 @dataclass
@@ -77,10 +82,11 @@ class Container:
     side: bytes = b""                 # model side information (e.g. Lu et al.'s gamma/beta)
     tiling: Tiling | None = None      # how the synthesis is tiled; None = whole image
     exact_params: bool = False        # integer entropy parameters (versions 3 and 4)
+    effort: int = 0                   # encoder effort (mmcodec.refine); > 0 in versions 5-8
 
     @property
     def version(self) -> int:
-        return format_version(self.tiling is not None, self.exact_params)
+        return format_version(self.tiling is not None, self.exact_params, self.effort > 0)
 
     def stream_bytes(self) -> dict[str, int]:
         return {m: sum(len(p) for p in parts) for m, parts in self.streams.items()}
@@ -94,6 +100,7 @@ class Container:
         return {
             "model": self.model, "weights": self.weights, "quality": self.quality,
             "format_version": self.version, "exact_entropy_parameters": self.exact_params,
+            "effort": self.effort,
             "tiling": None if self.tiling is None else {"tile_pixels": self.tiling.tile_pixels,
                                                         "halo_pixels": self.tiling.halo_pixels},
             "modalities": [m.to_json() for m in self.modalities],
@@ -104,8 +111,14 @@ class Container:
         }
 
 
-def format_version(tiled: bool, exact_params: bool) -> int:
-    return UNTILED_VERSION + int(tiled) + 2 * int(exact_params)
+def format_version(tiled: bool, exact_params: bool, effort_recorded: bool = False) -> int:
+    return UNTILED_VERSION + int(tiled) + 2 * int(exact_params) + 4 * int(effort_recorded)
+
+
+def _version_properties(version: int) -> tuple[bool, bool, bool]:
+    """(tiled, exact_params, effort_recorded) of a format version."""
+    bits = version - UNTILED_VERSION
+    return bool(bits & 1), bool(bits & 2), bool(bits & 4)
 
 
 def _varint(n: int) -> bytes:
@@ -154,6 +167,8 @@ def pack(c: Container) -> bytes:
     hdr += _varint(len(c.side))
     if c.tiling is not None:  # tiling fields follow every version-1 field
         hdr += _TILING.pack(c.tiling.tile, c.tiling.halo)
+    if c.effort:
+        hdr += bytes([c.effort])
     body = bytearray(_PREFIX.pack(MAGIC, c.version, len(hdr))) + hdr
     for m in c.modalities:
         for part in c.streams.get(m.name, []):
@@ -232,15 +247,20 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
     side_len = r.varint()
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")
+    tiled, exact, effort_recorded = _version_properties(version)
     tiling = None
-    if version in (format_version(True, False), format_version(True, True)):
+    if tiled:
         tile, halo = _TILING.unpack(r.take(_TILING.size))
         # Bounds keep a crafted stream's decoding work near the whole image's (halo <= tile).
         if not (MIN_TILE // LATENT_STRIDE <= tile <= MAX_TILE // LATENT_STRIDE and halo <= min(tile, MAX_HALO_LATENTS)):
             raise BitstreamError(f"corrupted header: tile {tile}, halo {halo} latents out of range")
         tiling = Tiling(tile, halo)
+    effort = 0
+    if effort_recorded:
+        effort = r.take(1)[0]
+        if not 1 <= effort <= MAX_EFFORT:
+            raise BitstreamError(f"corrupted header: effort {effort} out of range")
     if r.pos != len(raw):
         raise BitstreamError("corrupted header: unexpected trailing header bytes")
-    exact = version >= format_version(False, True)
-    return (Container(model, weights, quality, mods, {m.name: [] for m in mods}, tiling=tiling, exact_params=exact),
-            parts, side_len)
+    return (Container(model, weights, quality, mods, {m.name: [] for m in mods}, tiling=tiling, exact_params=exact,
+                      effort=effort), parts, side_len)

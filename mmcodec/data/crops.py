@@ -1,14 +1,16 @@
 """Training data: pairs held in memory, served as random aligned crops."""
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmcodec.data.images import load_modality
-from mmcodec.data.pairs import PairRecord
+from mmcodec.data.images import IMAGE_SUFFIXES, load_modality
+from mmcodec.data.pairs import PairRecord, data_root
 from mmcodec.errors import BadInputError
 
 
@@ -23,10 +25,17 @@ class PairCrops:
     exp(U(-j, j)): a white-balance shift (a colour cast). The training sets are mostly daytime
     and near-neutral in colour, and codecs trained on them alone can spend many times the bits
     on dark, tinted night scenes (BENCHMARKS.md, "Low-light augmentation").
+
+    `single_images` ({modality: {folder: weight}}) mixes folders of single images (no partner)
+    into the crops of that modality: each crop comes from `folder` with probability `weight`,
+    and from the pairs otherwise. The modalities of one sample are then no longer aligned, so
+    this is for models that code every modality on its own (separate coding). The crops drawn
+    from the pairs are the ones a run without `single_images` draws (own random stream).
     """
 
     def __init__(self, records: list[PairRecord], modalities: tuple[str, ...], seed: int = 0,
-                 progress: bool = True, darken: dict[str, Sequence[float]] | None = None) -> None:
+                 progress: bool = True, darken: dict[str, Sequence[float]] | None = None,
+                 single_images: dict[str, dict[str, float]] | None = None) -> None:
         if not records:
             raise BadInputError("no training pairs")
         self.modalities = modalities
@@ -40,10 +49,30 @@ class PairCrops:
             if len(shapes) != 1:
                 continue  # a misregistered pair in a training set is skipped, not fatal
             self.images.append(ims)
+        if not self.images:
+            raise BadInputError("no training pairs of equal-sized images")
         self.rng = np.random.default_rng(seed)
         # A separate stream for the gains: the same seed gives the same crops with or without
         # `darken`, so an augmented run and its control see identical crops.
         self.gain_rng = np.random.default_rng([seed, 1])
+        self.source_rng = np.random.default_rng([seed, 2])
+        self.singles: dict[str, list[tuple[str, float, list[np.ndarray]]]] = {}
+        for m, sources in (single_images or {}).items():
+            self.singles[m] = [(folder, float(weight), load_single_images(m, folder, progress))
+                               for folder, weight in sources.items()]
+        if progress:
+            print(self.describe(), file=sys.stderr)
+
+    def single_sources(self, modality: str) -> list[tuple[str, float, int]]:
+        """(folder, weight, image count) of each single-image source of `modality`."""
+        return [(folder, w, len(ims)) for folder, w, ims in self.singles.get(modality, [])]
+
+    def describe(self) -> str:
+        """How many images of each source the crops use, e.g. for the training log."""
+        parts = [f"{len(self.images)} pairs"]
+        for m, sources in self.singles.items():
+            parts += [f"{len(ims)} {m} images from {folder} (p={w:g})" for folder, w, ims in sources]
+        return "training data: " + ", ".join(parts)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,6 +90,8 @@ class PairCrops:
                 if c.shape[1] < crop or c.shape[2] < crop:
                     c = np.pad(c, ((0, 0), (0, crop - c.shape[1]), (0, crop - c.shape[2])), mode="edge")
                 c = c[:, :, ::-1] if flip else c
+                if m in self.singles:
+                    c = self._maybe_single(m, crop, c)
                 if m in self.darken:
                     probability, min_gain, jitter = self.darken[m]
                     if self.gain_rng.random() < probability:
@@ -70,6 +101,46 @@ class PairCrops:
                         c = np.clip(c * np.exp(log_gain).astype(np.float16), 0, 1)
                 out[m].append(c)
         return {m: torch.from_numpy(np.stack(v).astype(np.float32)) for m, v in out.items()}
+
+
+    def _maybe_single(self, modality: str, crop: int, pair_crop: np.ndarray) -> np.ndarray:
+        """A crop from one of the modality's single-image folders (with its probability), or
+        the pair's crop."""
+        u = self.source_rng.random()
+        for _, weight, ims in self.singles[modality]:
+            if u < weight:
+                im = ims[self.source_rng.integers(len(ims))]
+                return _random_crop(im, crop, self.source_rng)
+            u -= weight
+        return pair_crop
+
+
+def _random_crop(im: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = im.shape[1:]
+    top = int(rng.integers(max(h - crop, 0) + 1))
+    left = int(rng.integers(max(w - crop, 0) + 1))
+    c = im[:, top:top + crop, left:left + crop]
+    if c.shape[1] < crop or c.shape[2] < crop:
+        c = np.pad(c, ((0, 0), (0, crop - c.shape[1]), (0, crop - c.shape[2])), mode="edge")
+    return c[:, :, ::-1] if rng.integers(2) else c
+
+
+def single_image_folder(folder: str) -> Path:
+    """A single-image source: an absolute path, or a path relative to the data root."""
+    p = Path(folder)
+    return p if p.is_absolute() else data_root() / p
+
+
+def load_single_images(modality: str, folder: str, progress: bool = False) -> list[np.ndarray]:
+    """Every image of a folder as a modality's normalised float16 array (C, H, W)."""
+    root = single_image_folder(folder)
+    if not root.is_dir():
+        raise BadInputError(f"single_images: not a directory: {root}")
+    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise BadInputError(f"single_images: no images in {root}")
+    return [load_modality(modality, f).data.astype(np.float16)
+            for f in tqdm(files, desc=f"loading {root.name}", disable=not progress, leave=False)]
 
 
 def _folder_key(modality: str, rec: PairRecord) -> str:

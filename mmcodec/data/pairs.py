@@ -113,7 +113,10 @@ def standard_split(name: str, root: Path | None = None) -> list[PairRecord]:
         return find_pairs(rgbdd, rgbdd / "split_train.txt")
     if name == "rgbdd-test":
         return find_pairs(rgbdd, rgbdd / "split_test.txt")
+    if name == "rgbd-unseen":   # Kinect cameras not in the training data: validation only
+        return (find_pairs(root / "rgb_depth" / "nyu_samples", strict=False)
+                + find_pairs(root / "rgb_depth" / "open3d_testdata" / "redwood", strict=False))
     raise BadInputError(f"unknown split {name!r}")
 
 
-SPLITS = ("ir-vi-train", "roadscene-test", "msrs-subset", "tno-test", "rgbdd-train", "rgbdd-test")
+SPLITS = ("ir-vi-train", "roadscene-test", "msrs-subset", "tno-test", "rgbdd-train", "rgbdd-test", "rgbd-unseen")

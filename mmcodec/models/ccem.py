@@ -243,14 +243,38 @@ class CCEM(PairModel):
             x_hat["ir"] = x["ir"].detach()   # stage 1: no IR rate or distortion
         return {"x_hat": x_hat, "likelihoods": likelihoods}
 
-    @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], rate: int) -> CompressedPair:
+    # -- encoder refinement (mmcodec.refine): both latents together, in the YUV 4:2:0 domain
+    # the model codes, with the RGB latent's cross-modal context following the refined IR.
+    def encoder_latents(self, x: dict[str, torch.Tensor], rate: int) -> dict[str, dict[str, torch.Tensor]]:
         r = torch.tensor([rate], device=x["rgb"].device)
         latents = self._analyse(x, with_ir=True)
+        out = {}
+        for m, t in latents.items():
+            y = self.gains[m].scale(t, r)
+            out[m] = {"y": y, "z": self.latent_codecs[m].h_a(y)}
+        return out
+
+    def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
+                        quantise) -> dict:
+        r = torch.tensor([rate], device=x["rgb"].device)
+        decoded, bits = {}, {}
+        for m in self._order(latents):
+            y_tilde, bits[m] = self.latent_codecs[m].relaxed(latents[m]["y"], latents[m]["z"], quantise,
+                                                             context=self._context(m, decoded))
+            decoded[m] = self.gains[m].unscale(y_tilde, r)
+        return {"x_hat": {m: self._synthesise(m, decoded[m]) for m in decoded}, "bits": bits}
+
+    @torch.no_grad()
+    def compress(self, x: dict[str, torch.Tensor], rate: int,
+                 latents: dict[str, dict[str, torch.Tensor]] | None = None) -> CompressedPair:
+        """`latents`: refined latents per modality (mmcodec.refine) to code instead of the encoders'."""
+        r = torch.tensor([rate], device=x["rgb"].device)
+        if latents is None:
+            latents = {m: {"y": self.gains[m].scale(t, r), "z": None} for m, t in self._analyse(x, with_ir=True).items()}
         streams, decoded = {}, {}
         for m in self._order(latents):
-            streams[m], y_hat = self.latent_codecs[m].compress(self.gains[m].scale(latents[m], r),
-                                                               context=self._context(m, decoded))
+            streams[m], y_hat = self.latent_codecs[m].compress(latents[m]["y"], context=self._context(m, decoded),
+                                                               z=latents[m]["z"])
             decoded[m] = self.gains[m].unscale(y_hat, r)
         x_hat = {m: self._synthesise(m, decoded[m]).clamp_(0, 1) for m in self.modalities}
         return CompressedPair(streams, x_hat)

@@ -271,14 +271,36 @@ class ConditionalCodec(nn.Module):
             likelihoods = {**likelihoods, "side": torch.full_like(side, 2.0 ** -SIDE_BITS).detach()}
         return {"x_hat": x_hat, "likelihoods": likelihoods}
 
+    # -- encoder refinement (mmcodec.refine) ------------------------------------------------
+    def encoder_latents(self, x: torch.Tensor, x_ref_hat: torch.Tensor, ref_feats: list[torch.Tensor],
+                        rate: int) -> dict[str, torch.Tensor]:
+        r = torch.tensor([rate], device=x.device)
+        h, _, _ = self.encoder_input(x, self.reference_features(x_ref_hat, x.shape[-2:]))
+        y = self.gains.scale(self.analysis(h, ref_feats), r)
+        return {"y": y, "z": self.latent_codec.h_a(y)}
+
+    def relaxed_forward(self, latents: dict[str, torch.Tensor], x: torch.Tensor, x_ref_tilde: torch.Tensor,
+                        ref_feats: list[torch.Tensor], rate: int, quantise) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_tilde, estimated bits incl. side information) given a relaxed reference decode."""
+        _, aligned, side = self.encoder_input(x, self.reference_features(x_ref_tilde, x.shape[-2:]))
+        y_tilde, bits = self.latent_codec.relaxed(latents["y"], latents["z"], quantise)
+        if side is not None:
+            bits = bits + SIDE_BITS * side.numel()
+        r = torch.tensor([rate], device=x.device)
+        return self.synthesis(self.gains.unscale(y_tilde, r), ref_feats, aligned), bits
+
     @torch.no_grad()
     def compress(self, x: torch.Tensor, x_ref_hat: torch.Tensor, ref_feats: list[torch.Tensor],
-                 rate: int) -> tuple[list[bytes], torch.Tensor, bytes]:
+                 rate: int, latents: dict[str, torch.Tensor] | None = None) -> tuple[list[bytes], torch.Tensor, bytes]:
+        """`latents`: refined y and z (mmcodec.refine) to code instead of the encoder's."""
         r = torch.tensor([rate], device=x.device)
         f_ref = self.reference_features(x_ref_hat, x.shape[-2:])
         h, aligned, side = self.encoder_input(x, f_ref)
-        y = self.gains.scale(self.analysis(h, ref_feats), r)
-        strings, y_hat = self.latent_codec.compress(y)
+        if latents is None:
+            y = self.gains.scale(self.analysis(h, ref_feats), r)
+            strings, y_hat = self.latent_codec.compress(y)
+        else:
+            strings, y_hat = self.latent_codec.compress(latents["y"], latents["z"])
         side_bytes = b"" if side is None else side[0].cpu().numpy().astype(SIDE_DTYPE).tobytes()
         # Rebuild `aligned` exactly as the decoder will, from the transmitted values.
         aligned = self.decoder_aligned(f_ref, self.parse_side(side_bytes, x.device))
@@ -373,16 +395,41 @@ class Lu2022(PairModel):
         return {"x_hat": {R: x_ref_hat, C: cur["x_hat"]},
                 "likelihoods": {R: ref_likelihoods, C: cur["likelihoods"]}}
 
+    # -- encoder refinement (mmcodec.refine): the reference's latents are refined with the
+    # current modality's cost in view, since the current decoder reads the decoded reference.
+    def encoder_latents(self, x: dict[str, torch.Tensor], rate: int) -> dict[str, dict[str, torch.Tensor]]:
+        R, C = self.reference, self.current
+        ref = self.codecs[R]
+        latents_ref = ref.encoder_latents(x[R], rate)
+        _, y_hat = ref.latent_codec.compress(latents_ref["y"])
+        x_ref_hat, ref_feats = self._reference_decode(y_hat, torch.tensor([rate], device=y_hat.device))
+        return {R: latents_ref, C: self.codecs[C].encoder_latents(x[C], x_ref_hat.clamp(0, 1), ref_feats, rate)}
+
+    def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
+                        quantise) -> dict:
+        R, C = self.reference, self.current
+        ref = self.codecs[R]
+        y_tilde, bits_ref = ref.latent_codec.relaxed(latents[R]["y"], latents[R]["z"], quantise)
+        x_ref_tilde, ref_feats = self._reference_decode(y_tilde, torch.tensor([rate], device=y_tilde.device))
+        x_cur_tilde, bits_cur = self.codecs[C].relaxed_forward(latents[C], x[C], x_ref_tilde.clamp(0, 1), ref_feats,
+                                                               rate, quantise)
+        return {"x_hat": {R: x_ref_tilde, C: x_cur_tilde}, "bits": {R: bits_ref, C: bits_cur}}
+
     @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], rate: int) -> CompressedPair:
+    def compress(self, x: dict[str, torch.Tensor], rate: int,
+                 latents: dict[str, dict[str, torch.Tensor]] | None = None) -> CompressedPair:
+        """`latents`: refined latents per modality (mmcodec.refine) to code instead of the encoders'."""
         R, C = self.reference, self.current
         ref = self.codecs[R]
         r = torch.tensor([rate], device=x[R].device)
-        y = ref.gains.scale(ref.g_a(x[R]), r)
-        ref_strings, y_hat = ref.latent_codec.compress(y)
+        if latents is None:
+            ref_strings, y_hat = ref.latent_codec.compress(ref.gains.scale(ref.g_a(x[R]), r))
+        else:
+            ref_strings, y_hat = ref.latent_codec.compress(latents[R]["y"], latents[R]["z"])
         x_ref_hat, ref_feats = self._reference_decode(y_hat, r)
         x_ref_hat = x_ref_hat.clamp_(0, 1)
-        cur_strings, x_cur_hat, side = self.codecs[C].compress(x[C], x_ref_hat, ref_feats, rate)
+        cur_strings, x_cur_hat, side = self.codecs[C].compress(x[C], x_ref_hat, ref_feats, rate,
+                                                               None if latents is None else latents[C])
         return CompressedPair({R: ref_strings, C: cur_strings}, {R: x_ref_hat, C: x_cur_hat}, side)
 
     @torch.no_grad()

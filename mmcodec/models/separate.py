@@ -18,6 +18,9 @@ CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 class SeparateCoding(PairModel):
     supports_tiling = True  # plain convolution transforms: see mmcodec.tiling
+    # No modality depends on another: training may draw each modality's crops from its own
+    # images (mmcodec.data.crops, `single_images`).
+    independent_modalities = True
 
     def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), N: int = 64, M: int = 96,
                  num_rates: int = 5, widths: dict[str, list[int]] | None = None,
@@ -40,11 +43,24 @@ class SeparateCoding(PairModel):
         """Latents of context a synthesis tile needs for its core to equal the whole image's."""
         return max(receptive_reach(c.g_s)[1] for c in self.codecs.values())
 
+    # -- encoder refinement (mmcodec.refine) ----------------------------------------------
+    def encoder_latents(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None
+                        ) -> dict[str, dict[str, torch.Tensor]]:
+        return {m: self.codecs[m].encoder_latents(x[m], rate, tiling) for m in self.modalities}
+
+    def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
+                        quantise) -> dict:
+        """{"x_hat": {mod: x_tilde}, "bits": {mod: estimated bits}} from free latents."""
+        outs = {m: self.codecs[m].relaxed_forward(latents[m], rate, quantise) for m in self.modalities}
+        return {"x_hat": {m: o[0] for m, o in outs.items()}, "bits": {m: o[1] for m, o in outs.items()}}
+
     @torch.no_grad()
-    def compress(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None) -> CompressedPair:
+    def compress(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None,
+                 latents: dict[str, dict[str, torch.Tensor]] | None = None) -> CompressedPair:
+        """`latents`: refined latents per modality (mmcodec.refine) to code instead of g_a(x)'s."""
         streams, x_hat = {}, {}
         for m in self.modalities:
-            streams[m], x_hat[m] = self.codecs[m].compress(x[m], rate, tiling)
+            streams[m], x_hat[m] = self.codecs[m].compress(x[m], rate, tiling, None if latents is None else latents[m])
         return CompressedPair(streams, x_hat)
 
     @torch.no_grad()

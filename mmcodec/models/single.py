@@ -16,6 +16,7 @@ checkpoint warm-starts them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -62,11 +63,32 @@ class SingleModalityCodec(nn.Module):
         y_hat, likelihoods = self.latent_codec(y)
         return {"x_hat": self.g_s(self.gains.unscale(y_hat, rate)), "likelihoods": likelihoods}
 
-    def compress(self, x: torch.Tensor, rate: int, tiling: Tiling | None = None) -> tuple[list[bytes], torch.Tensor]:
-        """With `tiling`, the transforms run tile by tile (mmcodec.tiling); the streams stay whole."""
+    # -- encoder refinement (mmcodec.refine): the latents the stream carries, as free variables
+    def encoder_latents(self, x: torch.Tensor, rate: int, tiling: Tiling | None = None) -> dict[str, torch.Tensor]:
+        """What the encoder would code: the gained latent y and the hyper-latent z = h_a(y)."""
         r = torch.tensor([rate], device=x.device)
         y = self.gains.scale(apply_analysis(self.g_a, x, tiling), r)
-        strings, y_hat = self.latent_codec.compress(y)
+        return {"y": y, "z": self.latent_codec.h_a(y)}
+
+    def relaxed_forward(self, latents: dict[str, torch.Tensor], rate: int,
+                        quantise: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_tilde, estimated bits) from free latents, differentiable (mmcodec.refine)."""
+        if not hasattr(self.latent_codec, "relaxed"):
+            raise NotImplementedError(f"encoder refinement needs the hyperprior latent codec, not {self.context!r}")
+        y_tilde, bits = self.latent_codec.relaxed(latents["y"], latents["z"], quantise)
+        r = torch.tensor([rate], device=y_tilde.device)
+        return self.g_s(self.gains.unscale(y_tilde, r)), bits
+
+    def compress(self, x: torch.Tensor, rate: int, tiling: Tiling | None = None,
+                 latents: dict[str, torch.Tensor] | None = None) -> tuple[list[bytes], torch.Tensor]:
+        """With `tiling`, the transforms run tile by tile (mmcodec.tiling); the streams stay whole.
+        With `latents` (refined y and z, mmcodec.refine), those are coded instead of g_a(x)'s."""
+        r = torch.tensor([rate], device=x.device)
+        if latents is None:
+            y = self.gains.scale(apply_analysis(self.g_a, x, tiling), r)
+            strings, y_hat = self.latent_codec.compress(y)
+        else:
+            strings, y_hat = self.latent_codec.compress(latents["y"], latents["z"])
         x_hat = apply_synthesis(self.g_s, self.gains.unscale(y_hat, r), tiling).clamp_(0, 1)
         return strings, x_hat
 

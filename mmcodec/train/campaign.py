@@ -2,8 +2,13 @@
 
 A campaign is a sequence of `mmcodec train --resume` runs on the same model. After each run
 the exported model is coded for real on
-- `select_split` (a subset of the *training* pairs): decides whether the shipped weights
-  are replaced (BD-rate against the shipped model < 0 on every modality);
+- `validate_split` (cameras not in the training data, e.g. "msrs-subset"), when set: the
+  shipped weights are replaced only if the BD-rate against them is < 0 on every modality
+  here and at most `select_tolerance` % on `select_split`; a generalisation gate, since a
+  model can learn its training cameras rather than images;
+- `select_split` (a subset of the *training* pairs): without `validate_split`, decides
+  whether the shipped weights are replaced (BD-rate against the shipped model < 0 on every
+  modality);
 - `eval_split` (a test split): reported in the ledger, with BD-rate against HEVC intra when
   `anchor_results` points at a `mmcodec bench` results.json. Never used to select.
 """
@@ -46,12 +51,24 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
         # model search path (a study arm shipping into a scratch copy must still be compared).
         shipped_path = Path(cfg.ship_to) / Path(manifest).name
         shipped = read_manifest(shipped_path) if shipped_path.is_file() else None
+        val_vs = None
         if shipped is None:
             better, vs = True, None
         else:
-            old_rows = evaluate_codec(Codec(shipped), recs, progress=progress)
+            old_codec = Codec(shipped)
+            old_rows = evaluate_codec(old_codec, recs, progress=progress)
             vs = bd_rates(new_rows, old_rows, cfg.modalities)
-            better = all(v is not None and v < 0 for v in vs.values())
+            if cfg.validate_split:
+                val_recs = _records(cfg.validate_split, 1, cfg.eval_limit)
+                val_new = evaluate_codec(codec, val_recs, progress=progress)
+                val_vs = bd_rates(val_new, evaluate_codec(old_codec, val_recs, progress=progress), cfg.modalities)
+                entry["validate_split"], entry["validate"] = cfg.validate_split, val_new
+                entry["bd_rate_vs_shipped_validate"] = val_vs
+                anchor = anchor_rows_from_results(Path(cfg.validate_anchor_results), "hevc", cfg.modalities) \
+                    if cfg.validate_anchor_results and not cfg.eval_limit else None
+                if anchor:
+                    entry["bd_rate_vs_hevc_validate"] = bd_rates(val_new, anchor, cfg.modalities)
+            better = ship_decision(vs, val_vs, cfg.select_tolerance)
         entry["select_split"], entry["bd_rate_vs_shipped"], entry["shipped"] = cfg.select_split, vs, better
         if better:
             dest = Path(cfg.ship_to)
@@ -66,6 +83,20 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
         append_ledger(Path(cfg.ledger), entry)
     result["ledger_entry"] = entry
     return result
+
+
+def ship_decision(select_vs: dict[str, float | None], validate_vs: dict[str, float | None] | None,
+                  tolerance: float) -> bool:
+    """The ship rule. BD-rates (%) against the shipped weights per modality. Without a
+    validation split: better on every modality of the training subset. With one: better on
+    every modality of the validation split (unseen cameras), and no worse than `tolerance` on
+    the training subset."""
+    if any(v is None for v in select_vs.values()):
+        return False
+    if validate_vs is None:
+        return all(v < 0 for v in select_vs.values())
+    return (all(v is not None and v < 0 for v in validate_vs.values())
+            and all(v <= tolerance for v in select_vs.values()))
 
 
 def plot_ledger(entries: list[dict[str, Any]], png: Path, title: str = "") -> None:

@@ -26,6 +26,17 @@ budget.json records the distortion of every modality.
 `darken` (`{"rgb": [p, g]}` or `[p, g, j]`) is a low-light augmentation: with probability p a
 crop of that modality is multiplied by a gain drawn log-uniformly from [g, 1], and with j each
 channel by its own extra factor exp(U(-j, j)), a colour cast (mmcodec.data.crops).
+
+`single_images` (`{"rgb": {"natural/bsds400/train": 0.3}, "ir": {"thermal/hituav300": 0.3}}`)
+mixes folders of single images into one modality's crops: each crop comes from that folder
+with that probability, from the pairs otherwise (folders relative to the data root). Only for
+models that code each modality on its own (separate coding): the crops of a sample are then
+not aligned.
+
+Ship rule (mmcodec.train.campaign): with `validate_split` (cameras not in the training data,
+e.g. "msrs-subset"), new weights ship only if their BD-rate against the shipped weights is
+below 0 on every modality of the validation split and at most `select_tolerance` percent on
+`select_split` (the training subset); without it, below 0 on `select_split`.
 """
 from __future__ import annotations
 
@@ -84,12 +95,16 @@ class TrainConfig:
     joint_objective: dict[str, float] | None = None  # {"weight": 5.0}: Lu et al.'s L_v + w|L_i - L_i*|
     distortion: dict[str, str] = field(default_factory=dict)  # {"depth": "thesis"}; default "mse"
     darken: dict[str, list[float]] = field(default_factory=dict)  # {"rgb": [prob, min_gain(, jitter)]}
+    single_images: dict[str, dict[str, float]] = field(default_factory=dict)  # {"rgb": {folder: weight}}
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
     # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
     eval_split: str | None = None                # e.g. "roadscene-test": reported in the ledger
     select_split: str | None = None              # e.g. "ir-vi-train": decides shipping (never a test split)
     select_every: int = 10                       # use every n-th pair of select_split
+    validate_split: str | None = None            # unseen cameras, e.g. "msrs-subset": must improve to ship
+    validate_anchor_results: str | None = None   # bench results holding validate_split's HEVC curve
+    select_tolerance: float = 1.0                # with validate_split: max BD-rate % on select_split
     eval_limit: int | None = None                # evaluate on the first n pairs only (quick runs)
     ledger: str | None = None                    # JSONL file appended with one row per run
     anchor_results: str | None = None            # bench results.json holding the HEVC curve
@@ -125,6 +140,17 @@ class TrainConfig:
             if not ok or not (0 <= spec[0] <= 1 and 0 < spec[1] <= 1 and (len(spec) < 3 or 0 <= spec[2] <= 1)):
                 raise BadInputError(f"darken for {modality}: need [probability in 0..1, min_gain in (0, 1]"
                                     f"(, channel_jitter in 0..1)], got {spec!r}")
+        if not isinstance(self.single_images, dict):
+            raise BadInputError(f"single_images must be {{modality: {{folder: weight}}}}, got {self.single_images!r}")
+        for modality, sources in self.single_images.items():
+            if modality not in self.modalities:
+                raise BadInputError(f"single_images: unknown modality {modality!r} "
+                                    f"(modalities: {', '.join(self.modalities)})")
+            ok = isinstance(sources, dict) and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w <= 1 for w in sources.values())
+            if not ok or sum(sources.values()) > 1:
+                raise BadInputError(f"single_images for {modality}: need {{folder: weight in 0..1}} with weights "
+                                    f"summing to at most 1, got {sources!r}")
         if not isinstance(self.distortion, dict):
             raise BadInputError(f"distortion must be {{modality: type}}, got {self.distortion!r}")
         for modality, kind in self.distortion.items():

@@ -320,8 +320,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         model.forward = torch.compile(model.forward)
     net = ddp.wrap(model)
     forward = bf16_forward(net, device) if autocast == "bf16" else net
+    if cfg.single_images and not getattr(model, "independent_modalities", False):
+        raise BadInputError(f"single_images needs a model that codes each modality on its own (separate); "
+                            f"{cfg.arch} codes them jointly")
     data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
-                     progress=progress, darken=cfg.darken)
+                     progress=progress, darken=cfg.darken, single_images=cfg.single_images)
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
@@ -428,6 +431,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         budget["skipped_nonfinite_steps"] = skipped_steps
     if cfg.darken:
         budget["darken"] = cfg.darken
+    if cfg.single_images:
+        budget["single_images"] = {m: {f: {"weight": w, "images": n} for f, w, n in data.single_sources(m)}
+                                   for m in cfg.single_images}
     if cfg.autocast or cfg.compile:
         budget["speed_options"] = {"autocast": autocast, "compile": cfg.compile}
         if autocast != cfg.autocast:

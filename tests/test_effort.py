@@ -1,0 +1,213 @@
+"""Encoder effort (mmcodec.refine): refinement at encode time with the decoder untouched."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import mmcodec
+import mmcodec.refine as refine_module
+from mmcodec.bitstream import unpack
+from mmcodec.data.images import load_modality
+from mmcodec.entropy_adapter import bottleneck_likelihood, bottleneck_medians, gaussian_likelihood
+from mmcodec.errors import BadInputError, BitstreamError
+from conftest import smooth_image
+
+# sha256 prefixes of the .mmc files of the tiny models (conftest) on the pair below, written by
+# mmcodec at 9698325, before encoder effort existed: effort 0 must keep producing them.
+GOLDEN = {("ir-vi/tiny", 1): "8714e3e22fb05fbe", ("ir-vi/tiny", 2): "a621f348d53692c4",
+          ("rgb-d/tiny", 1): "5212bd16835b896d", ("rgb-d/tiny", 2): "2e18bca54ecba03c"}
+
+
+def _images(other: str) -> dict:
+    rgb = smooth_image(96, 80, 3, 1)
+    o = smooth_image(96, 80, 1, 2, np.uint16 if other == "depth" else np.uint8)
+    return {"rgb": load_modality("rgb", rgb), other: load_modality(other, o)}
+
+
+@pytest.mark.parametrize("name,quality", sorted(GOLDEN))
+def test_effort_zero_is_the_unrefined_encoder(tiny_env, name, quality):
+    codec = mmcodec.load(name, quality=quality)
+    blob = codec.compress_images(_images(name.split("/")[0] == "rgb-d" and "depth" or "ir"), quality, effort=0)
+    assert hashlib.sha256(blob).hexdigest()[:16] == GOLDEN[(name, quality)]
+    assert unpack(blob).effort == 0 and unpack(blob).version <= 4
+
+
+@pytest.mark.parametrize("name,other", [("ir-vi/tiny", "ir"), ("rgb-d/tiny", "depth")])
+def test_refined_stream_decodes_bit_exactly_and_costs_no_more(tiny_env, name, other):
+    codec = mmcodec.load(name, quality=2)
+    images = _images(other)
+    report: dict = {}
+    blob, recon = codec.encode(images, 2, effort=2, report=report)
+    assert report["iterations"] == refine_module.EFFORT_ITERATIONS[2]
+    assert report["rd_cost_after"] <= report["rd_cost_before"]
+    c = unpack(blob)
+    assert c.effort == 2 and c.version >= 5
+    decoded = mmcodec.decompress(blob)             # the CRC of the reconstruction is checked
+    for m in recon:
+        np.testing.assert_array_equal(decoded[m], recon[m])
+    # deterministic: the same input, model and effort give the same bytes
+    assert codec.encode(images, 2, effort=2)[0] == blob
+    assert mmcodec.info(blob)["effort"] == 2
+
+
+def test_refinement_lowers_the_rounded_cost(tiny_env):
+    """The training objective with hard rounding is lower at the refined latents."""
+    codec = mmcodec.load("ir-vi/tiny", quality=2)
+    x = codec.model_inputs(_images("ir"))
+    lam, valid = codec.installed.lambdas[1], {"rgb": (96, 80), "ir": (96, 80)}
+
+    def rounded_cost(latents):
+        with torch.no_grad():
+            out = codec.model.relaxed_forward(x, latents, 1, torch.round)
+            return float(sum(refine_module.rd_cost(out["bits"], out["x_hat"], x, valid, lam, {}).values()))
+    with torch.no_grad():
+        start = codec.model.encoder_latents(x, 1)
+    refined, _ = refine_module.refine(codec.model, x, 1, lam, {}, valid, iterations=30)
+    assert rounded_cost(refined) < rounded_cost(start)
+
+
+def test_worse_refinement_is_not_kept(tiny_env, monkeypatch):
+    """A refinement that only makes things worse (a huge step) must leave the unrefined streams."""
+    monkeypatch.setattr(refine_module, "LEARNING_RATE", 50.0)
+    codec = mmcodec.load("ir-vi/tiny", quality=1)
+    images = _images("ir")
+    plain = unpack(codec.encode(images, 1, effort=0)[0])
+    report: dict = {}
+    refined = unpack(codec.encode(images, 1, effort=1, report=report)[0])
+    assert report["refined"] == {"rgb": False, "ir": False}
+    assert report["rd_cost_after"] == report["rd_cost_before"]
+    assert refined.streams == plain.streams
+
+
+def test_default_effort_and_bad_values(tiny_env):
+    codec = mmcodec.load("ir-vi/tiny", quality=1)
+    assert codec.resolve_effort(None) == refine_module.DEFAULT_EFFORT
+    rgb, ir = smooth_image(64, 64, 3, 3), smooth_image(64, 64, 1, 4)
+    assert unpack(codec.compress(rgb=rgb, ir=ir)).effort == refine_module.DEFAULT_EFFORT
+    for bad in (-1, 4, 1.5, True):
+        with pytest.raises(BadInputError, match="effort must be one of"):
+            codec.compress(rgb=rgb, ir=ir, effort=bad)
+
+
+def test_cli_effort(tiny_env, tmp_path, cli):
+    from PIL import Image
+    Image.fromarray(smooth_image(64, 64, 3, 5)).save(tmp_path / "vi.png")
+    Image.fromarray(smooth_image(64, 64, 1, 6)).save(tmp_path / "ir.png")
+    out = tmp_path / "p.mmc"
+    r = cli("compress", "--rgb", str(tmp_path / "vi.png"), "--ir", str(tmp_path / "ir.png"), "-o", str(out),
+                "--effort", "7")
+    assert r.returncode == 2 and "effort must be one of" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    r = cli("compress", "--rgb", str(tmp_path / "vi.png"), "--ir", str(tmp_path / "ir.png"), "-o", str(out),
+                "--effort", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+    result = json.loads(r.stdout)
+    assert result["effort"] == 2 and result["refinement"]["rd_cost_after"] <= result["refinement"]["rd_cost_before"]
+    r = cli("info", str(out), "--json")
+    assert json.loads(r.stdout)["effort"] == 2
+
+
+def test_header_effort_byte_is_validated(tiny_env):
+    codec = mmcodec.load("ir-vi/tiny", quality=1)
+    blob = bytearray(codec.encode(_images("ir"), 1, effort=1)[0])
+    c = unpack(bytes(blob))
+    hlen = int.from_bytes(blob[6:8], "big")
+    assert blob[8 + hlen - 1] == 1                 # the effort byte closes the header
+    blob[8 + hlen - 1] = 0
+    import struct
+    import zlib
+    blob[-4:] = struct.pack(">I", zlib.crc32(bytes(blob[:-4])) & 0xFFFFFFFF)
+    with pytest.raises(BitstreamError, match="effort"):
+        unpack(bytes(blob))
+    assert c.effort == 1
+
+
+def test_entropy_adapter_matches_compressai():
+    """The one place that reads CompressAI internals: the same likelihoods as its own forward."""
+    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    torch.manual_seed(0)
+    eb = EntropyBottleneck(4).eval()
+    z = torch.randn(1, 4, 5, 6) * 3
+    z_hat, lik = eb(z, training=False)
+    torch.testing.assert_close(torch.round(z - bottleneck_medians(eb)) + bottleneck_medians(eb), z_hat)
+    torch.testing.assert_close(bottleneck_likelihood(eb, z_hat), lik)
+    gc = GaussianConditional(None).eval()
+    y, scales, means = torch.randn(1, 4, 5, 6) * 4, torch.rand(1, 4, 5, 6) * 3 + 0.2, torch.randn(1, 4, 5, 6)
+    y_hat, lik = gc(y, scales, means, training=False)
+    torch.testing.assert_close(gaussian_likelihood(gc, y_hat, scales, means), lik)
+
+
+def test_lu2022_refinement(tmp_path, monkeypatch):
+    """Lu et al.: the reference latents are refined with the current modality's cost in view;
+    the refined stream decodes bit-exactly and its real cost is not above the unrefined one."""
+    from test_lu2022 import LAMBDAS, TINY, tiny_model
+    from mmcodec.models.registry import install_model
+    for ca in ("none", "ca"):
+        d = tmp_path / ca
+        install_model(d, "test-ir-vi/lu2022", "lu2022", {**TINY, "ca": ca}, ["rgb", "ir"], LAMBDAS,
+                      tiny_model(ca=ca), default=False)
+        monkeypatch.setenv("MMCODEC_MODEL_PATH", str(d))
+        codec = mmcodec.load("test-ir-vi/lu2022", quality=3)
+        images = _images("ir")
+        plain = codec.encode(images, 3, effort=0)[0]
+        report: dict = {}
+        blob, recon = codec.encode(images, 3, effort=2, report=report)
+        assert report["rd_cost_after"] <= report["rd_cost_before"]
+        decoded = mmcodec.decompress(blob)
+        for m in recon:
+            np.testing.assert_array_equal(decoded[m], recon[m])
+        assert unpack(plain).effort == 0 and unpack(blob).effort == 2
+
+
+def test_models_without_refinement_refuse_effort(tmp_path, monkeypatch):
+    """A model whose latent codec has no relaxation (channel-slice) refuses effort > 0 in one line
+    and defaults to effort 0."""
+    from mmcodec.models.registry import install_model
+    from mmcodec.models.separate import SeparateCoding
+    kwargs = {"modalities": ["rgb", "ir"], "N": 16, "M": 24, "num_rates": 2, "context": "checkerboard"}
+    install_model(tmp_path, "ir-vi/tiny-cb", "separate", kwargs, ["rgb", "ir"], [0.002, 0.01], SeparateCoding(**kwargs))
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tmp_path))
+    codec = mmcodec.load("ir-vi/tiny-cb", quality=1)
+    assert codec.resolve_effort(None) == 0
+    with pytest.raises(BadInputError, match="no encoder refinement"):
+        codec.encode(_images("ir"), 1, effort=1)
+
+
+def test_ccem_refinement(tmp_path, monkeypatch):
+    """CCEM: both latents refined jointly (YUV 4:2:0 path, RGB slices conditioned on the IR
+    latent); the stream decodes bit-exactly and costs no more than the unrefined one."""
+    from test_ccem import TINY, tiny
+    from mmcodec.models.registry import install_model
+    torch.manual_seed(0)
+    model = tiny()
+    kwargs = {"num_rates": 4, **TINY}
+    install_model(tmp_path, "ir-vi/ccem-tiny", "ccem", kwargs, ["rgb", "ir"], [0.0018, 0.0043, 0.0104, 0.025], model)
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tmp_path))
+    codec = mmcodec.load("ir-vi/ccem-tiny", quality=2)
+    images = _images("ir")
+    report: dict = {}
+    blob, recon = codec.encode(images, 2, effort=1, report=report)
+    assert report["rd_cost_after"] <= report["rd_cost_before"]
+    decoded = mmcodec.decompress(blob)
+    for m in recon:
+        np.testing.assert_array_equal(decoded[m], recon[m])
+
+
+def test_tiled_refinement(tiny_env):
+    """Big images: refinement runs window by window over the stream's tiling; the tiled stream
+    decodes bit-exactly and costs no more than the unrefined tiled stream."""
+    codec = mmcodec.load("ir-vi/tiny", quality=2, tile=64)
+    images = {"rgb": load_modality("rgb", smooth_image(150, 200, 3, 7)),
+              "ir": load_modality("ir", smooth_image(150, 200, 1, 8))}
+    report: dict = {}
+    blob, recon = codec.encode(images, 2, effort=1, report=report)
+    c = unpack(blob)
+    assert c.tiling is not None and c.effort == 1
+    assert report["rd_cost_after"] <= report["rd_cost_before"]
+    decoded = mmcodec.decompress(blob)
+    for m in recon:
+        np.testing.assert_array_equal(decoded[m], recon[m])
