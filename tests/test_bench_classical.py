@@ -43,4 +43,4 @@ def test_settings_record_versions_and_ladders():
         s = codec.settings()
         assert s["version"] and s["ladders"]["8bit"]
         assert codec.ladder(np.dtype(np.uint8)) == sorted(codec.ladder(np.dtype(np.uint8)),
-                                                            reverse=codec.name in ("hevc", "jpegxl"))
+                                                            reverse=codec.name in ("hevc", "hevc420", "vvc", "jpegxl"))

@@ -109,10 +109,27 @@ def test_version_fields_must_match_the_header():
     body = bytes(v1[:-4])
     with pytest.raises(BitstreamError, match="corrupted header"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
-    v1[4:6] = struct.pack(">H", 5)
+    v1[4:6] = struct.pack(">H", 5)  # a version-1 header labelled version 5: the effort byte is missing
     body = bytes(v1[:-4])
-    with pytest.raises(BitstreamError, match="version 5: this mmcodec reads versions 1-4; upgrade mmcodec"):
+    with pytest.raises(BitstreamError, match="corrupted header"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
+    v1[4:6] = struct.pack(">H", 9)
+    body = bytes(v1[:-4])
+    with pytest.raises(BitstreamError, match="version 9: this mmcodec reads versions 1-8; upgrade mmcodec"):
+        unpack(body + struct.pack(">I", zlib.crc32(body)))
+
+
+def test_effort_versions_round_trip():
+    """Versions 5-8 are 1-4 with the encoder effort recorded in one trailing header byte."""
+    for tiled in (False, True):
+        for exact in (False, True):
+            c = sample()
+            c.tiling, c.exact_params, c.effort = (Tiling(64, 2) if tiled else None), exact, 3
+            back = unpack(pack(c))
+            assert back.version == 5 + tiled + 2 * exact
+            assert (back.effort, back.exact_params, back.tiling) == (3, exact, c.tiling)
+            c.effort = 0
+            assert unpack(pack(c)).version == 1 + tiled + 2 * exact
 
 
 def test_version_is_one_plus_tiled_plus_twice_exact():

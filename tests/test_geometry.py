@@ -147,7 +147,8 @@ def test_cli_compress_info_decompress_two_to_one(models, tmp_path):
     assert json.loads(r.stdout)["pair_bpp"] == pytest.approx(8 * out.stat().st_size / (70 * 94))
     # the command wrote what the API writes, and the decoder's images are the encoder's
     codec = Codec(find_model(TWO_TO_ONE), quality=2)
-    blob, recon = codec.encode({m: load_modality(m, a) for m, a in arrays.items()})
+    blob, recon = codec.encode({m: load_modality(m, a) for m, a in arrays.items()},
+                               effort=codec.resolve_effort(None))   # the command's default effort
     assert out.read_bytes() == blob
 
     r = run_cli(models, "info", out)

@@ -95,6 +95,31 @@ def yuv420_psnr(ref_rgb: np.ndarray, test_rgb: np.ndarray) -> dict[str, float]:
     return {"psnr-y": py, "psnr-u420": pu, "psnr-v420": pv, "psnr-yuv420": (6 * py + pu + pv) / 8}
 
 
+def is_grey_rgb(rgb: np.ndarray) -> bool:
+    """True for a grey image, or an RGB one whose three channels are equal."""
+    return rgb.ndim == 2 or bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
+def psnr_yuv420_metric(ref: np.ndarray, test: np.ndarray) -> float:
+    """The `--metric yuv420` distortion of one image (the CCEM paper's protocol).
+
+    Colour references: (6 PSNR_Y + PSNR_U + PSNR_V) / 8 in BT.601 full-range YCbCr with 2x2
+    averaged chroma (yuv420_psnr). Grey references (2-D, or three equal channels) keep plain
+    PSNR: their chroma is constant, and a codec that keeps it would score U and V at PSNR_CAP."""
+    if ref.ndim == 2:
+        return psnr(ref, test[..., 0] if test.ndim == 3 else test, 255)
+    if is_grey_rgb(ref):
+        return psnr(ref, as_rgb(test), 255)
+    return yuv420_psnr(ref, test)["psnr-yuv420"]
+
+
+# `mmcodec bench --metric`: the distortion BD tables rank visible images (and pairs) by.
+# "rgb" (the default) is RGB PSNR; "yuv420" is psnr_yuv420_metric. Infrared and depth keep PSNR.
+BENCH_METRICS = ("rgb", "yuv420")
+DEFAULT_BENCH_METRIC = "rgb"
+YUV420_KEY = "psnr-yuv420-or-grey"   # row key of psnr_yuv420_metric (rgb rows and pairs)
+
+
 def msssim_window(height: int, width: int) -> int | None:
     """Window size for 5-scale MS-SSIM: 11 when the short side exceeds 160 px, else the
     largest odd size with (win - 1) * 16 < short side; None when even 3 does not fit."""

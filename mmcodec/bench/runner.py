@@ -12,6 +12,7 @@ source file size and mtime) matches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -62,6 +63,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also measure params, MACs/pixel, coding time and peak memory of mmcodec models")
     p.add_argument("--complexity-runs", type=int, default=5, help="timed runs per measurement (median)")
     p.add_argument("--no-plots", action="store_true", help="skip the rd_<modality>.png figures")
+    p.add_argument("--metric", choices=list(M.BENCH_METRICS), default=M.DEFAULT_BENCH_METRIC,
+                   help="distortion the visible images (and pairs) are ranked by: rgb = RGB PSNR (default); "
+                        "yuv420 = (6 PSNR_Y + PSNR_U + PSNR_V) / 8 in BT.601 YUV 4:2:0 (CCEM protocol), "
+                        "plain PSNR for grey visible images; infrared and depth always use PSNR")
+    p.add_argument("--report", action="store_true",
+                   help="also write OUT/report.html: originals and each codec's reconstruction (with an "
+                        "enlarged centre crop) at a common bpp for a few pairs, RD plots and the BD table")
+    p.add_argument("--report-pairs", type=int, default=3, help="pairs shown in the report (default 3, at most 3)")
+    p.add_argument("--report-bpp", type=float,
+                   help="target bpp of the report's reconstructions (default: per modality, the geometric "
+                        "middle of the bpp range every codec covers)")
 
 
 # -- dataset ------------------------------------------------------------------------------------
@@ -345,12 +357,46 @@ def _mean(values: list) -> float | None:
     return float(np.mean(vals)) if len(vals) == len(values) and vals else None
 
 
-def aggregate(cut: CodecUnderTest, cells: dict[tuple[int, str], dict]) -> dict[str, dict]:
+def metric_lists(metric: str = M.DEFAULT_BENCH_METRIC) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(BD metrics, summary keys) per group for a --metric: its key goes first (the ranked one)."""
+    if metric == M.DEFAULT_BENCH_METRIC:
+        return BD_METRICS, SUMMARY_KEYS
+    if metric != "yuv420":
+        raise BadInputError(f"unknown --metric {metric!r}; choose from {', '.join(M.BENCH_METRICS)}")
+    first = {"rgb": M.YUV420_KEY, "pair": M.YUV420_KEY}
+    bd_lists = {g: ([first[g]] if g in first else []) + v for g, v in BD_METRICS.items()}
+    summary = {g: ([first[g]] if g in first else []) + v for g, v in SUMMARY_KEYS.items()}
+    return bd_lists, summary
+
+
+def apply_metric(cells: dict[str, dict[tuple[int, str], dict]], pairs: list[Pair], metric: str) -> None:
+    """Add the --metric's value to the rgb and pair rows (in memory: cached cells already hold
+    every ingredient, PSNR-RGB and YUV420 PSNR of each decoded image, so the cache needs no key
+    for the metric and stays shared between metrics)."""
+    if metric == M.DEFAULT_BENCH_METRIC:
+        return
+    grey = {p.stem: M.is_grey_rgb(p.images["rgb"]) for p in pairs}
+    for per_codec in cells.values():
+        for (_, stem), cell in per_codec.items():
+            if "rgb" not in cell:
+                continue
+            rgb = dict(cell["rgb"])
+            rgb[M.YUV420_KEY] = rgb.get("psnr-rgb") if grey[stem] else rgb.get("psnr-yuv420")
+            cell["rgb"] = rgb
+            if "pair" in cell:
+                vals = [rgb[M.YUV420_KEY]] + [cell[m].get("psnr") for m in cell if m not in ("rgb", "pair")]
+                cell["pair"] = {**cell["pair"], M.YUV420_KEY: None if any(v is None for v in vals)
+                                else float(np.mean(vals))}
+
+
+def aggregate(cut: CodecUnderTest, cells: dict[tuple[int, str], dict],
+              summary_keys: dict[str, list[str]] | None = None) -> dict[str, dict]:
     """CompressAI-layout result dicts per modality (and "pair") for one codec."""
+    summary_keys = summary_keys or SUMMARY_KEYS
     out = {}
     for g in [*cut.modalities, "pair"]:
         res: dict[str, list] = {"rate_index": [], "rate_param": [], "bpp": []}
-        for k in SUMMARY_KEYS[g]:
+        for k in summary_keys[g]:
             res[k] = []
         if g != "pair":
             res["encoding_time"], res["decoding_time"] = [], []
@@ -362,7 +408,7 @@ def aggregate(cut: CodecUnderTest, cells: dict[tuple[int, str], dict]) -> dict[s
             res["rate_index"].append(rate.index)
             res["rate_param"].append(rate.params.get(g, rate.label) if g != "pair" else rate.label)
             res["bpp"].append(_mean([r["bpp"] for r in rows]))
-            for k in SUMMARY_KEYS[g]:
+            for k in summary_keys[g]:
                 res[k].append(_mean([r.get(k) for r in rows]))
             if g != "pair":
                 res["encoding_time"].append(_mean([r["encode_s"] for r in rows]))
@@ -373,10 +419,11 @@ def aggregate(cut: CodecUnderTest, cells: dict[tuple[int, str], dict]) -> dict[s
     return out
 
 
-def bd_tables(codec_results: dict[str, dict], anchor: str, method: str) -> dict[str, Any]:
+def bd_tables(codec_results: dict[str, dict], anchor: str, method: str,
+              bd_metrics: dict[str, list[str]] | None = None) -> dict[str, Any]:
     tables: dict[str, Any] = {}
     anchor_res = codec_results[anchor]
-    for g, metric_list in BD_METRICS.items():
+    for g, metric_list in (bd_metrics or BD_METRICS).items():
         if g not in anchor_res:
             continue
         for metric in metric_list:
@@ -395,14 +442,22 @@ def _num(v: float | None, fmt: str) -> str:
 
 
 def bd_markdown(tables: dict[str, Any], codec_results: dict[str, dict], anchor: str, method: str,
-                dataset: dict[str, Any], groups: list[str]) -> str:
+                dataset: dict[str, Any], groups: list[str], bd_metrics: dict[str, list[str]] | None = None,
+                metric: str = M.DEFAULT_BENCH_METRIC) -> str:
+    bd_metrics = bd_metrics or BD_METRICS
     where = dataset.get("split_name") or f"{dataset.get('data')}" + (f" (split {dataset['split']})" if dataset.get("split") else "")
+    visible = ("RGB PSNR for the visible image" if metric == M.DEFAULT_BENCH_METRIC else
+               "YUV 4:2:0 PSNR (6 Y + U + V) / 8, BT.601 full range, for a colour visible image, plain PSNR "
+               "for a grey one")
     lines = [f"BD-rate (%) and BD-PSNR (dB) against **{anchor}**, {method} interpolation, "
              f"{dataset['pairs']} pairs of {where}.",
              "Negative BD-rate = fewer bits than the anchor at equal quality. Pair: bpp = bits of both "
-             "images / pixels of one image, PSNR = mean of the two modalities' PSNR (RGB PSNR for the visible image).",
+             f"images / pixels of one image, PSNR = mean of the two modalities' PSNR ({visible}).",
              ""]
-    primary = {g: BD_METRICS[g][0] for g in groups}
+    if metric != M.DEFAULT_BENCH_METRIC:
+        lines[-1:-1] = [f"Metric: --metric {metric} ({M.YUV420_KEY}: the visible image's YUV 4:2:0 PSNR, plain "
+                        "PSNR for grey visible images; infrared and depth: PSNR).", ""]
+    primary = {g: bd_metrics[g][0] for g in groups}
     head = "| codec | " + " | ".join(f"{g} ({primary[g]}) BD-rate | {g} BD-PSNR" for g in groups) + " |"
     lines += [head, "|---|" + "---:|---:|" * len(groups)]
     notes: list[str] = []
@@ -421,7 +476,7 @@ def bd_markdown(tables: dict[str, Any], codec_results: dict[str, dict], anchor: 
             cells += [_num(r["bd_rate"], "+.1f") + mark, _num(r["bd_psnr"], "+.2f")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    extra = [(g, m) for g in groups for m in BD_METRICS[g][1:]]
+    extra = [(g, m) for g in groups for m in bd_metrics[g][1:]]
     if extra:
         lines += ["BD-rate (%) on the other quality measures:", "",
                   "| codec | " + " | ".join(f"{g} {m}" for g, m in extra) + " |",
@@ -514,6 +569,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = [c.name for c in cuts]
     if args.complexity and not any(c.mmcodec is not None for c in cuts):
         raise BadInputError("--complexity measures mmcodec models: add mmcodec:<model> to --codecs")
+    if getattr(args, "report", False) and not 1 <= args.report_pairs <= 3:
+        raise BadInputError(f"--report-pairs must be 1..3, got {args.report_pairs}")
+    if getattr(args, "report_bpp", None) is not None and not (args.report_bpp > 0 and math.isfinite(args.report_bpp)):
+        raise BadInputError(f"--report-bpp must be a positive number, got {args.report_bpp}")
     if args.anchor not in names:
         raise BadInputError(f"anchor {args.anchor!r} is not among --codecs ({', '.join(names)})")
     out = Path(args.out)
@@ -543,9 +602,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"{cut.name} at {rate.label} on {pair.stem}: {exc}") from exc
     elapsed = time.perf_counter() - started
 
-    codec_results = {c.name: aggregate(c, cells[c.name]) for c in cuts}
+    metric = getattr(args, "metric", M.DEFAULT_BENCH_METRIC)
+    bd_lists, summary_keys = metric_lists(metric)
+    apply_metric(cells, pairs, metric)
+    codec_results = {c.name: aggregate(c, cells[c.name], summary_keys) for c in cuts}
     groups = [*dataset["modalities"], "pair"]
-    tables = bd_tables(codec_results, args.anchor, args.bd_method)
+    tables = bd_tables(codec_results, args.anchor, args.bd_method, bd_lists)
     windows = sorted({r.get("msssim_win") for cs in cells.values() for c in cs.values()
                       for g, r in c.items() if g != "pair"}, key=lambda w: (w is None, w))
 
@@ -562,6 +624,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "note": "codecs[name].results[modality] has CompressAI's result layout; the same dicts are "
                 "written one per file under compressai/ for CompressAI's plot tool",
         "dataset": dataset, "anchor": args.anchor, "bd_method": args.bd_method,
+        **({"metric": metric} if metric != M.DEFAULT_BENCH_METRIC else {}),
         "machine": machine_info(args.threads), "versions": library_versions(),
         "metrics": {**METRIC_NOTES, "msssim_windows": windows},
         "codecs": {c.name: {"name": c.name, "description": c.description, "settings": c.settings,
@@ -585,8 +648,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for g, d in per_group.items():
             _write_json(comp / f"{_safe(name)}-{g}.json", d)
     _write_json(out / "bd_rate.json", {"anchor": args.anchor, "method": args.bd_method,
+                                       **({"metric": metric} if metric != M.DEFAULT_BENCH_METRIC else {}),
                                        "min_overlap_warning": MIN_OVERLAP, "dataset": dataset, "tables": tables})
-    md = bd_markdown(tables, codec_results, args.anchor, args.bd_method, dataset, groups)
+    md = bd_markdown(tables, codec_results, args.anchor, args.bd_method, dataset, groups, bd_lists, metric)
     if any(w != M.DEFAULT_WIN for w in windows):
         md += (f"\nMS-SSIM window sizes used: {', '.join(str(w) for w in windows)} (11 is the standard; "
                "smaller windows for images with a short side of 160 px or less, None = too small to measure).\n")
@@ -594,16 +658,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     plots = []
     if not args.no_plots:
         from mmcodec.bench.plots import plot_rd
-        for g in groups:
-            p = out / f"rd_{g}.png"
-            if plot_rd(codec_results, g, p, title=f"{dataset.get('split_name') or Path(str(dataset.get('data'))).name} "
-                                                 f"({dataset['pairs']} pairs): {g}"):
-                plots.append(str(p))
+        with _plot_metric(bd_lists):
+            for g in groups:
+                p = out / f"rd_{g}.png"
+                if plot_rd(codec_results, g, p, title=f"{dataset.get('split_name') or Path(str(dataset.get('data'))).name} "
+                                                     f"({dataset['pairs']} pairs): {g}"):
+                    plots.append(str(p))
     warn = [f"{n} / {g} / {m}: {r['warning']}" for g, t in tables.items() for m, rs in t.items()
-            for n, r in rs.items() if r["warning"] and m == BD_METRICS[g][0]]
-    return {"out": str(out), "pairs": len(pairs), "codecs": names, "cells": total,
-            "seconds": round(elapsed, 1), "bd_rate_md": str(out / "bd_rate.md"), "plots": plots,
-            "warnings": warn, "table": md}
+            for n, r in rs.items() if r["warning"] and m == bd_lists[g][0]]
+    summary = {"out": str(out), "pairs": len(pairs), "codecs": names, "cells": total,
+               "seconds": round(elapsed, 1), "bd_rate_md": str(out / "bd_rate.md"), "plots": plots,
+               "warnings": warn, "table": md}
+    if getattr(args, "report", False):
+        from mmcodec.bench.report import write_report
+        summary["report"] = str(write_report(
+            out, cuts, pairs, cells, codec_results, md, [Path(p) for p in plots], anchor=args.anchor,
+            primary={g: bd_lists[g][0] for g in groups}, target_bpp=args.report_bpp, n_pairs=args.report_pairs))
+    return summary
+
+
+@contextlib.contextmanager
+def _plot_metric(bd_lists: dict[str, list[str]]) -> Iterator[None]:
+    """Let plot_rd draw the --metric's curve: it reads the module's PRIMARY_METRIC and _YLABEL."""
+    from mmcodec.bench import plots
+    saved = plots.PRIMARY_METRIC, plots._YLABEL
+    plots.PRIMARY_METRIC = {**saved[0], **{g: v[0] for g, v in bd_lists.items()}}
+    plots._YLABEL = {**saved[1], M.YUV420_KEY: "YUV 4:2:0 PSNR, (6Y+U+V)/8 (dB)"}
+    try:
+        yield
+    finally:
+        plots.PRIMARY_METRIC, plots._YLABEL = saved
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -632,6 +716,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(summary["table"])
         for w in summary["warnings"]:
             print(f"warning: {w}", file=sys.stderr)
+        if summary.get("report"):
+            print(f"report: {summary['report']}")
         print(f"{summary['cells']} cells ({summary['pairs']} pairs) in {summary['seconds']} s; "
               f"results in {summary['out']}")
     return 0
