@@ -255,8 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mmcodec.refine import DEFAULT_EFFORT, EFFORT_ITERATIONS
     levels = ", ".join(f"{e} = {n} iterations" for e, n in EFFORT_ITERATIONS.items())
     sp.add_argument("--effort", type=int, help=f"encoder effort 0-3: refine the latents at encode time ({levels}; "
-                    f"0 = no refinement). More effort, fewer bits, same decoder. Default {DEFAULT_EFFORT} "
-                    "(0 for models without refinement)")
+                    f"0 = no refinement). More effort, fewer bits, same decoder. Default {DEFAULT_EFFORT}")
     sp.set_defaults(func=cmd_compress)
 
     sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images")

@@ -31,10 +31,12 @@ import torch
 from tqdm import tqdm
 
 # Iterations per effort level. The default level (DEFAULT_EFFORT) is the highest at which a
-# 640x480 ir-vi pair still encodes in about 2 s on the 2-core reference machine (BENCHMARKS.md,
-# "Encoder effort").
+# 640x480 ir-vi pair still encodes in about 2 s on the 2-core reference machine: measured
+# (scripts/effort_timing.py, idle machine) 0.9 s at effort 0 and 3.7 s at effort 1, since any
+# refinement costs a second real encode (for the keep-if-better check) plus about 0.85 s per
+# iteration; so the default is 0 (BENCHMARKS.md, "Encoder effort").
 EFFORT_ITERATIONS = {0: 0, 1: 2, 2: 11, 3: 70}
-DEFAULT_EFFORT = 1
+DEFAULT_EFFORT = 0
 LEARNING_RATE = 0.01
 SGA_TAU_START, SGA_TAU_END = 0.5, 0.05
 
