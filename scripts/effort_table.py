@@ -81,7 +81,7 @@ def plot(all_rows: list[dict], png: Path) -> None:
             ax.annotate(str(e), (s, v), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("encode seconds per pair (2-core CPU, 1 thread)")
+    ax.set_xlabel("encode seconds per pair (bench wall time, 1 thread, 2-core CPU shared with other jobs)")
     ax.set_ylabel("pair BD-rate vs effort 0 (%)")
     ax.set_title("Encoder effort: bits saved against encode time (labels: effort)")
     ax.legend(fontsize=7)
