@@ -333,18 +333,21 @@ def _decoder(name: str) -> Callable[[bytes], np.ndarray]:
     return decode
 
 
+# x265 QP ladders of hevc and hevc420 (16-bit input is coded at 12 bits, hence its own ladder).
+HEVC_LADDERS = {"8bit": [50, 46, 42, 37, 32, 27, 22, 17, 12, 8], "16bit": [51, 46, 41, 36, 31, 26, 21, 16, 11, 6]}
+
 CODECS: dict[str, ClassicalCodec] = {
     "hevc": ClassicalCodec(
         "hevc", "pillow-heif", "HEVC intra (HEIF, x265 PSNR-tuned: psy-rd 0, psy-rdoq 0, aq-mode 0, "
         "preset slow), RGB 4:4:4 BT.601 full range, grey as 4:0:0, 16-bit as 12-bit",
-        "x265 QP", {"8bit": [50, 46, 42, 37, 32, 27, 22, 17, 12, 8], "16bit": [51, 46, 41, 36, 31, 26, 21, 16, 11, 6]},
+        "x265 QP", HEVC_LADDERS,
         _hevc_encode, _hevc_decode, high_bits=12,
         settings_extra={"enc_params": X265_PARAMS, "chroma": "444", "matrix": "BT.601 full range (nclx 6)",
                         "container": "HEIF (about 290 bytes of boxes counted)"}),
     "hevc420": ClassicalCodec(
         "hevc420", "pillow-heif", "HEVC intra (HEIF, x265 PSNR-tuned as hevc), RGB 4:2:0 BT.601 full range "
         "(the encoder's chroma subsampling), grey as 4:0:0, 16-bit as 12-bit 4:0:0",
-        "x265 QP", {"8bit": [50, 46, 42, 37, 32, 27, 22, 17, 12, 8], "16bit": [51, 46, 41, 36, 31, 26, 21, 16, 11, 6]},
+        "x265 QP", HEVC_LADDERS,
         _hevc420_encode, _hevc_decode, high_bits=12,
         settings_extra={"enc_params": X265_PARAMS, "chroma": "420", "matrix": "BT.601 full range (nclx 6)",
                         "container": "HEIF (about 290 bytes of boxes counted)"}),
