@@ -116,10 +116,9 @@ def refine(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: f
     start = time.time()
     with torch.no_grad():
         init = model.encoder_latents(x, rate)
-    slot: list = [None]
     with _frozen(model):
-        latents, costs = _optimise(lambda lat: model.relaxed_forward(x, lat, rate, slot[0]), init, x,
-                                   valid_hw, lam, distortions, iterations, seed, progress, slot)
+        latents, costs = _optimise(lambda lat, quantise: model.relaxed_forward(x, lat, rate, quantise), init, x,
+                                   valid_hw, lam, distortions, iterations, seed, progress)
     return latents, RefinementReport(iterations, time.time() - start, *costs)
 
 
@@ -136,24 +135,22 @@ def _frozen(model: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def _optimise(relaxed: Callable[[dict], dict], init: dict, x: dict[str, torch.Tensor],
+def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[str, torch.Tensor],
               valid_hw: dict[str, tuple[int, int]], lam: float, distortions: dict[str, str], iterations: int,
-              seed: int, progress: bool, quantise_slot: list) -> tuple[dict, tuple[float, float]]:
-    """Adam on a copy of `init` against the relaxed objective; `quantise_slot[0]` is set to the
-    annealed quantiser that `relaxed` must use. Returns bounded refined latents and the
-    relaxed cost at the first and last iteration."""
+              seed: int, progress: bool) -> tuple[dict, tuple[float, float]]:
+    """Adam on a copy of `init` against the relaxed objective `relaxed(latents, quantiser)`.
+    Returns bounded refined latents and the relaxed cost at the first and last iteration."""
     latents = _map(init, lambda t: t.detach().clone().requires_grad_(True))
     params = _leaves(latents)
     opt = torch.optim.Adam(params, lr=LEARNING_RATE)
     quantise = Quantiser(seed)
-    quantise_slot[0] = quantise
     first = last = math.nan
     bar = tqdm(total=iterations, desc="refining latents", leave=False, disable=not progress, delay=1.0)
     try:
         with torch.enable_grad():
             for it in range(iterations):
                 quantise.set_progress(it / max(iterations - 1, 1))
-                out = relaxed(latents)
+                out = relaxed(latents, quantise)
                 loss = sum(rd_cost(out["bits"], out["x_hat"], x, valid_hw, lam, distortions).values())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -206,14 +203,13 @@ def _refine_window(codec: torch.nn.Module, m: str, x: torch.Tensor, y: torch.Ten
         return None
     target = x[..., r0 * s:r1 * s, c0 * s:c1 * s]
     rows, cols = slice((r0 - w0) * s, (r1 - w0) * s), slice((c0 - v0) * s, (c1 - v0) * s)
-    slot: list = [None]
 
-    def relaxed(lat: dict) -> dict:
-        x_tilde, bits = codec.relaxed_forward(lat, rate, slot[0])
+    def relaxed(lat: dict, quantise: Quantiser) -> dict:
+        x_tilde, bits = codec.relaxed_forward(lat, rate, quantise)
         return {"x_hat": {m: x_tilde[..., rows, cols]}, "bits": {m: bits}}
     init = {"y": y[..., w0:w1, v0:v1], "z": z[..., w0 // 4:w1 // 4, v0 // 4:v1 // 4]}
     refined, cost = _optimise(relaxed, init, {m: target}, {m: valid}, lam, distortions, iterations, seed,
-                              progress, slot)
+                              progress)
     y[..., r0:r1, c0:c1] = refined["y"][..., r0 - w0:r1 - w0, c0 - v0:c1 - v0]
     zr0, zr1, zc0, zc1 = r0 // 4, -(-r1 // 4), c0 // 4, -(-c1 // 4)
     z[..., zr0:zr1, zc0:zc1] = refined["z"][..., zr0 - w0 // 4:zr1 - w0 // 4, zc0 - v0 // 4:zc1 - v0 // 4]
