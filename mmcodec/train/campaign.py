@@ -106,11 +106,17 @@ def plot_ledger(entries: list[dict[str, Any]], png: Path, title: str = "") -> No
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     mods = sorted({m for e in entries for m in (e.get("bd_rate_vs_hevc") or {})})
-    for m in mods:
+    for i, m in enumerate(mods):
         pts = [(e["cpu_hours"], e["bd_rate_vs_hevc"][m]) for e in entries
                if (e.get("bd_rate_vs_hevc") or {}).get(m) is not None]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=m)
+            ax.plot(*zip(*pts), marker="o", color=f"C{i}", label=f"{m}, test ({entries[0].get('eval_split', '')})")
+        # Runs judged on unseen cameras (issue 21's ship rule) also carry a validation BD-rate.
+        val = [(e["cpu_hours"], e["bd_rate_vs_hevc_validate"][m]) for e in entries
+               if (e.get("bd_rate_vs_hevc_validate") or {}).get(m) is not None]
+        if val:
+            ax.plot(*zip(*val), marker="s", ls="--", color=f"C{i}",
+                    label=f"{m}, validation ({next(e['validate_split'] for e in entries if 'validate_split' in e)})")
     ax.axhline(0, color="grey", lw=0.8, ls="--")
     ax.axhline(25, color="tab:red", lw=0.8, ls=":", label="+25% goal")
     ax.set_xlabel("cumulative training CPU-hours")
