@@ -18,6 +18,8 @@ results.json by `ClassicalCodec.settings()`):
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import io
 import time
@@ -336,21 +338,21 @@ def _decoder(name: str) -> Callable[[bytes], np.ndarray]:
 # x265 QP ladders of hevc and hevc420 (16-bit input is coded at 12 bits, hence its own ladder).
 HEVC_LADDERS = {"8bit": [50, 46, 42, 37, 32, 27, 22, 17, 12, 8], "16bit": [51, 46, 41, 36, 31, 26, 21, 16, 11, 6]}
 
+_HEVC = ClassicalCodec(
+    "hevc", "pillow-heif", "HEVC intra (HEIF, x265 PSNR-tuned: psy-rd 0, psy-rdoq 0, aq-mode 0, "
+    "preset slow), RGB 4:4:4 BT.601 full range, grey as 4:0:0, 16-bit as 12-bit",
+    "x265 QP", HEVC_LADDERS,
+    _hevc_encode, _hevc_decode, high_bits=12,
+    settings_extra={"enc_params": X265_PARAMS, "chroma": "444", "matrix": "BT.601 full range (nclx 6)",
+                    "container": "HEIF (about 290 bytes of boxes counted)"})
+
 CODECS: dict[str, ClassicalCodec] = {
-    "hevc": ClassicalCodec(
-        "hevc", "pillow-heif", "HEVC intra (HEIF, x265 PSNR-tuned: psy-rd 0, psy-rdoq 0, aq-mode 0, "
-        "preset slow), RGB 4:4:4 BT.601 full range, grey as 4:0:0, 16-bit as 12-bit",
-        "x265 QP", HEVC_LADDERS,
-        _hevc_encode, _hevc_decode, high_bits=12,
-        settings_extra={"enc_params": X265_PARAMS, "chroma": "444", "matrix": "BT.601 full range (nclx 6)",
-                        "container": "HEIF (about 290 bytes of boxes counted)"}),
-    "hevc420": ClassicalCodec(
-        "hevc420", "pillow-heif", "HEVC intra (HEIF, x265 PSNR-tuned as hevc), RGB 4:2:0 BT.601 full range "
-        "(the encoder's chroma subsampling), grey as 4:0:0, 16-bit as 12-bit 4:0:0",
-        "x265 QP", HEVC_LADDERS,
-        _hevc420_encode, _hevc_decode, high_bits=12,
-        settings_extra={"enc_params": X265_PARAMS, "chroma": "420", "matrix": "BT.601 full range (nclx 6)",
-                        "container": "HEIF (about 290 bytes of boxes counted)"}),
+    "hevc": _HEVC,
+    # The same x265 settings with the encoder's 4:2:0 chroma subsampling.
+    "hevc420": dataclasses.replace(
+        _HEVC, name="hevc420", description="HEVC intra (HEIF, x265 PSNR-tuned as hevc), RGB 4:2:0 BT.601 full "
+        "range (the encoder's chroma subsampling), grey as 4:0:0, 16-bit as 12-bit 4:0:0",
+        encode_fn=_hevc420_encode, settings_extra={**_HEVC.settings_extra, "chroma": "420"}),
     "vvc": ClassicalCodec(
         "vvc", "imageio-ffmpeg", f"VVC intra (libvvenc via ffmpeg, preset {VVC_PRESET}, fixed QP, -qpa 0: no "
         "perceptual QP adaptation), raw .266 stream (no container) counted, decoded by ffmpeg's native VVC "
