@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from mmcodec.data.images import MODALITY_CHANNELS
+from mmcodec.modalities import CHANNELS
 from mmcodec.models.registry import build_model
 from mmcodec.train.config import load_config
 from mmcodec.train.loss import rd_loss
@@ -85,7 +85,7 @@ def main() -> None:
     errors: dict[str, str] = {}
     gen = torch.Generator().manual_seed(0)
     for r in range(args.warmup + args.rounds):
-        x16 = {m: torch.rand(16, MODALITY_CHANNELS[m], args.crop, args.crop, generator=gen) for m in modalities}
+        x16 = {m: torch.rand(16, CHANNELS[m], args.crop, args.crop, generator=gen) for m in modalities}
         rate16 = torch.randint(len(lambdas), (16,), generator=gen)
         for name, (step, batch) in variants.items():
             if name in errors:

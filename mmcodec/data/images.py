@@ -15,10 +15,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mmcodec.errors import BadInputError
+from mmcodec.modalities import CHANNELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
-# Channel counts each modality accepts after normalisation.
-MODALITY_CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -137,8 +136,8 @@ def _denormalise_band(data: np.ndarray, value_range: tuple[int, int], holes: boo
 
 def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> ModalityImage:
     """Read (or take) an image and normalise it for the codec of modality `name`."""
-    if name not in MODALITY_CHANNELS:
-        raise BadInputError(f"unknown modality {name!r}; expected one of {sorted(MODALITY_CHANNELS)}")
+    if name not in CHANNELS:
+        raise BadInputError(f"unknown modality {name!r}; expected one of {sorted(CHANNELS)}")
     where = "array" if isinstance(source, np.ndarray) else str(source)
     arr = _validate_array(source, where) if isinstance(source, np.ndarray) else read_image(source)
     if arr.ndim == 3:
@@ -148,7 +147,7 @@ def load_modality(name: str, source: str | os.PathLike | np.ndarray) -> Modality
             grey, channels = None, 3
     else:
         grey, channels = arr, 1
-    want = MODALITY_CHANNELS[name]
+    want = CHANNELS[name]
     if want == 1 and channels == 3:
         raise BadInputError(f"{name} image must have one channel, got 3 colour channels: {where}")
     bit_depth = 16 if arr.dtype == np.uint16 else 8

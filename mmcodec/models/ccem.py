@@ -44,6 +44,7 @@ from compressai.layers import (ResidualBlock, ResidualBlockUpsample, ResidualBlo
 from mmcodec.latent_codecs import ChannelSliceCodec
 from mmcodec.layers import AgentFusionBlock
 from mmcodec.layers.tcm import SwinBlock
+from mmcodec.modalities import CHANNELS
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import GainUnits
 
@@ -121,7 +122,7 @@ class CCEM(PairModel):
     """RGB-IR joint codec; cross-modal context in the channel-slice entropy model."""
 
     modalities = ("rgb", "ir")
-    channels = {"rgb": 3, "ir": 1}
+    channels = {m: CHANNELS[m] for m in modalities}
     multiple = 64
     downsampling = 16
     # Parameter-name prefixes of the RGB path (stage 1), and its cross-modal parts (not stage 1).

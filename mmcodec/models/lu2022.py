@@ -74,10 +74,9 @@ import torch.nn.functional as F
 from mmcodec.errors import BitstreamError
 from mmcodec.latent_codecs import LATENT_CONTEXTS, build_latent_codec
 from mmcodec.layers import PatchCrossAttention, analysis_transform, conv, deconv, synthesis_transform
+from mmcodec.modalities import CHANNELS
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import GainUnits, SingleModalityCodec
-
-CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 # Constructor kwargs. "cpu" matches the separate baseline's widths; "cpu_fast" halves the
 # full-resolution alignment features, which dominate the cost (about 2.3x faster training

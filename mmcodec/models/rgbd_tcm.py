@@ -43,10 +43,10 @@ from compressai.layers import ResidualBlockUpsample, ResidualBlockWithStride, co
 
 from mmcodec.latent_codecs import SliceLoopCodec, split_channels
 from mmcodec.layers.tcm import StructurePriorFusion, SWAtten, TCMStage
+from mmcodec.modalities import CHANNELS
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import GainUnits
 
-CHANNELS = {"rgb": 3, "depth": 1, "ir": 1}
 VARIANTS = ("separate", "concat4", "convfusion", "prompt")
 DEFAULT_TARGET = {"concat4": "depth", "convfusion": "depth", "prompt": "rgb"}
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from mmcodec.modalities import CHANNELS
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import SingleModalityCodec
 from mmcodec.tiling import Tiling, receptive_reach
-
-CHANNELS = {"rgb": 3, "ir": 1, "depth": 1}
 
 
 class SeparateCoding(PairModel):
