@@ -11,7 +11,6 @@ mmcodec but never run a model, forks them cheaply; elsewhere they are spawned.
 """
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
@@ -19,27 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from mmcodec.errors import BadInputError, MMCodecError
+from mmcodec.files import atomic_write
 
 Job = tuple[str, dict[str, Path], Path]   # (stem, {modality: image path}, output .mmc path)
 
 _worker_codec = None  # one Codec per worker process, loaded by the pool initializer
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either nothing or the whole file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write_output(path: Path, data: bytes) -> None:
+    """Write a finished `.mmc` atomically; a failure is the user's (disk full, parent is a
+    file), so it becomes a one-line BadInputError."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        fd = os.open(tmp, os.O_RDONLY)   # on disk before the rename makes it visible
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the parent is not a directory
-            tmp.unlink(missing_ok=True)
         raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
@@ -51,7 +43,7 @@ def compress_pair(codec: Any, stem: str, paths: dict[str, Path], out: Path, effo
     images = {m: load_modality(m, p) for m, p in paths.items()}
     report: dict[str, Any] = {}
     blob = codec.encode(images, effort=effort, report=report, progress=progress)[0]
-    atomic_write(Path(out), blob)
+    _write_output(Path(out), blob)
     pixels = max(im.height * im.width for im in images.values())  # as Container.info
     result = {"stem": stem, "output": str(out), "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / pixels}
     if report:

@@ -74,15 +74,3 @@ def test_first_failing_pair_stops_the_pool_without_partial_file(tiny_env, synthe
         compress_parallel("ir-vi/tiny", 1, jobs, workers=2, progress=False)
     assert not (tmp_path / "out" / "broken.mmc").exists()
     assert not list((tmp_path / "out").glob(".*"))  # no temp files
-
-
-def test_atomic_write_leaves_nothing_when_the_rename_fails(tmp_path, monkeypatch):
-    import os
-    from mmcodec.parallel import atomic_write
-
-    def no_space(*_):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(os, "replace", no_space)
-    with pytest.raises(BadInputError, match="No space left"):
-        atomic_write(tmp_path / "x.mmc", b"data")
-    assert list(tmp_path.iterdir()) == []

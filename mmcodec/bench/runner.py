@@ -32,6 +32,7 @@ from mmcodec.bench import metrics as M
 from mmcodec.bench.bdrate import MIN_OVERLAP, bd
 from mmcodec.bench.classical import CODECS, ClassicalCodec, get_codec
 from mmcodec.errors import BadInputError, MMCodecError
+from mmcodec.files import atomic_write
 
 DEFAULT_CODECS = "hevc,avif,jpegxl,jpeg2000,webp,jpeg"
 CACHE_VERSION = 2   # 2: pairs are identified by content (1: path, size, mtime)
@@ -274,9 +275,7 @@ def _read_cell(path: Path, fingerprint: str) -> dict | None:
 
 def _write_cell(path: Path, cell: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(cell))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(cell).encode())
 
 
 def _modality_row(modality: str, ref: np.ndarray, decoded: np.ndarray, nbytes: int, pixels: int,
@@ -701,9 +700,7 @@ def _write_json(path: Path, obj: Any) -> None:
         if isinstance(o, np.generic):
             return clean(o.item())
         return o
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(clean(obj), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(clean(obj), indent=1, allow_nan=False) + "\n").encode())
 
 
 def run_from_args(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ needed to write it back exactly in the input's format (bit depth, channel count 
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mmcodec.errors import BadInputError
+from mmcodec.files import atomic_output
 from mmcodec.modalities import CHANNELS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm")
@@ -198,14 +198,11 @@ def _validate_array(arr: np.ndarray, where: str) -> np.ndarray:
 def write_image(path: str | os.PathLike, arr: np.ndarray) -> None:
     """Write uint8/uint16 (H, W) or (H, W, 3) as PNG atomically (temp file + rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    if arr.dtype == np.uint16 and arr.ndim != 2:
+        raise BadInputError("16-bit colour output is not supported")
+    im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes mode I;16
     try:
-        if arr.dtype == np.uint16 and arr.ndim != 2:
-            raise BadInputError("16-bit colour output is not supported")
-        im = Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes mode I;16
-        im.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):  # e.g. the parent is not a directory
-            tmp.unlink(missing_ok=True)
+        with atomic_output(path) as tmp:
+            im.save(tmp, format="PNG")
+    except OSError as exc:  # e.g. the parent is not a directory
         raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from mmcodec.errors import UnknownModelError
+from mmcodec.files import atomic_output, atomic_write
 from mmcodec.models.base import PairModel
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -148,9 +149,8 @@ def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.
     # Entropy-bottleneck quantiles/CDF parameters stay fp32: they set the coding tables.
     state = {k: (v.to(dtype) if v.is_floating_point() and "entropy_bottleneck" not in k else v).contiguous()
              for k, v in state.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
@@ -173,7 +173,5 @@ def install_model(directory: Path, name: str, arch: str, kwargs: dict[str, Any],
                 "lambdas": lambdas, "default": default, "description": description,
                 "budget": budget or {}}
     path = directory / f"{stem}.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mmcodec.codec import Codec
+from mmcodec.files import atomic_output
 from mmcodec.models.registry import read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.evaluate import (anchor_rows_from_results, append_ledger, bd_rates, evaluate_codec)
@@ -75,9 +76,8 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
             dest.mkdir(parents=True, exist_ok=True)
             for suffix in (".safetensors", ".json"):
                 src = Path(manifest).with_suffix(suffix)
-                tmp = dest / (src.name + ".tmp")
-                shutil.copyfile(src, tmp)
-                tmp.replace(dest / src.name)
+                with atomic_output(dest / src.name) as tmp:
+                    shutil.copyfile(src, tmp)
         result["shipped"] = better
     if cfg.ledger:
         append_ledger(Path(cfg.ledger), entry)

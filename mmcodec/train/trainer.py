@@ -29,6 +29,7 @@ from tqdm import tqdm
 from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
 from mmcodec.errors import BadInputError, TrainingDivergedError
+from mmcodec.files import atomic_output
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
@@ -350,15 +351,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         cpu_now[0] = cpu_seconds + ddp.sum(time.process_time() - cpu0)
 
     def save_checkpoint() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
         checkpoint = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                       "step": step, "cpu_seconds": cpu_now[0],
                       "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
                       "config": cfg.to_json()}
         if frozen_model is not None:  # a resumed joint run must compare with the same pretrained model
             checkpoint["joint_frozen_model"] = frozen_model.state_dict()
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, ckpt_path)
+        with atomic_output(ckpt_path) as tmp:
+            torch.save(checkpoint, tmp)
 
     def budget_used() -> float | None:
         if not cfg.budget_cpu_minutes:
