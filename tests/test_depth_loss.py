@@ -1,5 +1,6 @@
-"""The thesis depth loss (mmcodec.train.loss): our MS-SSIM, hole masking, gradients, the
-`distortion` config key and a short training run with it."""
+"""The thesis depth loss (mmcodec.train.loss): MS-SSIM fitted to crops (pytorch-msssim via
+mmcodec.quality), hole masking, gradients, the `distortion` config key and a short training
+run with it."""
 from __future__ import annotations
 
 import json

@@ -20,11 +20,13 @@ import math
 
 import numpy as np
 
-PSNR_CAP = 150.0
+from mmcodec.quality import MSSSIM_WEIGHTS, PSNR_CAP, psnr_from_mse
+from mmcodec.quality import ms_ssim as tensor_ms_ssim
+
 # Rows per band when summing errors: float64 temporaries of a few MB even for 12-MP images.
 # An even count keeps the 2x2 chroma blocks of YUV 4:2:0 inside one band.
 _BAND_ROWS = 256
-MSSSIM_SCALES = 5
+MSSSIM_SCALES = len(MSSSIM_WEIGHTS)
 DEFAULT_WIN = 11
 
 # BT.601 full-range RGB -> YCbCr (JFIF), offsets 128 on chroma for 8-bit.
@@ -54,12 +56,6 @@ def depth_errors(ref: np.ndarray, test: np.ndarray) -> dict[str, float]:
     err = mse(ref, test)
     return {"mse": err, "rmse": math.sqrt(err),
             "mae": float(np.mean(np.abs(ref.astype(np.float64) - test.astype(np.float64))))}
-
-
-def psnr_from_mse(err: float, peak: float) -> float:
-    if err <= 0:
-        return PSNR_CAP
-    return min(PSNR_CAP, 10.0 * math.log10(peak * peak / err))
 
 
 def psnr(ref: np.ndarray, test: np.ndarray, peak: float | None = None) -> float:
@@ -135,16 +131,14 @@ def msssim_window(height: int, width: int) -> int | None:
 
 
 # pytorch-msssim holds about 15 float copies of the image; above this many values (2.8 MP
-# RGB, 8 MP grey) the first scales are computed on bands of rows instead (_banded_ms_ssim).
+# RGB, 8 MP grey) each scale's maps are computed on bands of this many values instead.
 _MSSSIM_WHOLE_VALUES = 1 << 23
 _MSSSIM_BAND_VALUES = 1 << 21   # values per band
-_MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # pytorch-msssim's defaults
 
 
 def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float | None, int | None]:
     """MS-SSIM of two (H, W) or (H, W, C) images and the window size used (None if too small)."""
     import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
     win = msssim_window(ref.shape[0], ref.shape[1])
     if win is None:
         return None, None
@@ -153,42 +147,10 @@ def ms_ssim(ref: np.ndarray, test: np.ndarray, data_range: float) -> tuple[float
         t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # integers: exact in float32
         return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None])
 
+    band = None if ref.size <= _MSSSIM_WHOLE_VALUES else _MSSSIM_BAND_VALUES
     with torch.no_grad():
-        if ref.size <= _MSSSIM_WHOLE_VALUES:
-            value = float(_ms_ssim(tensor(ref), tensor(test), data_range=float(data_range), win_size=win))
-        else:
-            value = _banded_ms_ssim(tensor(ref), tensor(test), float(data_range), win)
-    return value, win
-
-
-def _banded_ms_ssim(x: "torch.Tensor", y: "torch.Tensor", data_range: float, win_size: int) -> float:
-    """pytorch-msssim's MS-SSIM (5 scales, Gaussian window, sigma 1.5) with each scale's SSIM
-    and contrast maps computed over bands of rows: the same maps (a 'valid' filter sees the
-    same rows), their means combined per band, so only rounding differs (~1e-7)."""
-    import torch
-    import torch.nn.functional as F
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # pytorch-msssim 1.0 (pinned)
-    win = _fspecial_gauss_1d(win_size, 1.5).repeat([x.shape[1], 1, 1, 1])
-    contrast = []
-    for scale in range(len(_MSSSIM_WEIGHTS)):
-        out_rows = x.shape[2] - win_size + 1
-        band = max(1, _MSSSIM_BAND_VALUES // (x.shape[1] * x.shape[3]))
-        ssim_sum = torch.zeros(x.shape[1], dtype=torch.float64)
-        cs_sum = torch.zeros(x.shape[1], dtype=torch.float64)
-        for r in range(0, out_rows, band):
-            n = min(band, out_rows - r)
-            rows = slice(r, r + n + win_size - 1)
-            s, c = _ssim(x[:, :, rows], y[:, :, rows], data_range=data_range, win=win, size_average=False)
-            ssim_sum += s[0].double() * n
-            cs_sum += c[0].double() * n
-        ssim_per_channel, cs = (ssim_sum / out_rows).float(), (cs_sum / out_rows).float()
-        if scale < len(_MSSSIM_WEIGHTS) - 1:
-            contrast.append(torch.relu(cs))
-            padding = [side % 2 for side in x.shape[2:]]
-            x, y = F.avg_pool2d(x, 2, padding=padding), F.avg_pool2d(y, 2, padding=padding)
-    levels = torch.stack(contrast + [torch.relu(ssim_per_channel)])       # (scale, channel)
-    weights = torch.tensor(_MSSSIM_WEIGHTS)[:, None]
-    return float(torch.prod(levels ** weights, dim=0).mean())
+        value = tensor_ms_ssim(tensor(ref), tensor(test), float(data_range), win, band_values=band)
+    return float(value.mean()), win
 
 
 def msssim_db(value: float | None) -> float | None:

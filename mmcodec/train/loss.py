@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from mmcodec.data.images import HOLE_FLOOR
+from mmcodec.quality import MSSSIM_WEIGHTS, MSSSIM_WIN
+from mmcodec.quality import ms_ssim as quality_ms_ssim
 from mmcodec.train.config import DISTORTIONS   # the names live with the config (validated there)
 
 THESIS_GAMMA = 0.1                  # weight of the plain L1 term (thesis)
@@ -28,12 +29,8 @@ THESIS_GAMMA = 0.1                  # weight of the plain L1 term (thesis)
 THESIS_SCALE = 640.0
 MSE_SCALE = 255 ** 2
 
-# MS-SSIM (Wang, Simoncelli, Bovik 2003) with the usual constants and the 5-scale weights.
-MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-MSSSIM_WIN = 11
-MSSSIM_SIGMA = 1.5
-_K1, _K2 = 0.01, 0.03
-_CLAMP = 1e-4    # floor of the per-scale terms: d(term^w)/dterm = w/term * term^w stays <= ~w * 1e4
+# Floor of MS-SSIM's per-scale terms in the loss: d(term^w)/dterm = w/term * term^w stays <= ~w * 1e4.
+MSSSIM_FLOOR = 1e-4
 
 
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
@@ -43,20 +40,6 @@ def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> tor
 
 
 # -- MS-SSIM --------------------------------------------------------------------------------
-def gaussian_window(size: int = MSSSIM_WIN, sigma: float = MSSSIM_SIGMA) -> torch.Tensor:
-    """Normalised 1-D Gaussian taps centred on the middle tap."""
-    t = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-t * t / (2 * sigma * sigma))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filter per channel (no padding: borders are not invented)."""
-    c, k = x.shape[1], taps.numel()
-    x = F.conv2d(x, taps.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    return F.conv2d(x, taps.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
-
-
 def msssim_scales(height: int, width: int, win_size: int = MSSSIM_WIN, max_scales: int = 5) -> int:
     """How many scales fit: the coarsest one must still be larger than the window after
     halving, i.e. short side > (win - 1) * 2^(scales - 1) (161 px for the full 5 scales;
@@ -69,42 +52,23 @@ def msssim_scales(height: int, width: int, win_size: int = MSSSIM_WIN, max_scale
 
 
 def ms_ssim(x_hat: torch.Tensor, x: torch.Tensor, data_range: float = 1.0, win_size: int = MSSSIM_WIN,
-            sigma: float = MSSSIM_SIGMA, scales: int | None = None) -> torch.Tensor:
-    """Differentiable MS-SSIM per sample, (B,): per-channel values averaged over channels.
+            scales: int | None = None) -> torch.Tensor:
+    """Differentiable MS-SSIM per sample, (B,), for training crops: mmcodec.quality.ms_ssim
+    (pytorch-msssim) with the scales fitted to the crop.
 
-    Same conventions as pytorch-msssim (mmcodec.bench.metrics): valid filtering, 2x2 average
-    pooling between scales (odd sides zero-padded), contrast-structure at the finer scales and
-    SSIM at the coarsest. With fewer than 5 scales (crops under 161 px) the first `scales`
-    standard weights are used, renormalised to sum to 1 so identical images still give 1.
-    Per-scale terms are clamped to a small positive floor before the fractional powers:
-    pytorch-msssim's relu leaves term^w with gradient w * term^(w-1), which explodes as a
-    term nears 0 (~1e20 at 1e-30); negative terms (anticorrelated scales) get no gradient.
-    Images smaller than the window use a window that fits (odd, at least 3 taps if possible).
+    Unlike the benchmark (5 scales, smaller window), small crops keep the 11-tap window and
+    lose scales (msssim_scales); the first `scales` standard weights are renormalised to sum
+    to 1 so identical images still give 1. Per-scale terms are floored at MSSSIM_FLOOR, which
+    bounds the gradients; negative terms (anticorrelated scales) get no gradient. Images
+    smaller than the window use a window that fits (odd, at least 3 taps if possible).
     """
     if scales is None:
         scales = msssim_scales(x.shape[-2], x.shape[-1], win_size)
-    win_size = min(win_size, min(x.shape[-2:]) - (1 - min(x.shape[-2:]) % 2))
-    taps = gaussian_window(max(win_size, 1), sigma).to(x)
-    weights = torch.tensor(MSSSIM_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
-    weights = weights / weights.sum()
-    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
-    log_terms = []
-    for s in range(scales):
-        mu_a, mu_b = _blur(x_hat, taps), _blur(x, taps)
-        var_a = _blur(x_hat * x_hat, taps) - mu_a * mu_a
-        var_b = _blur(x * x, taps) - mu_b * mu_b
-        cov = _blur(x_hat * x, taps) - mu_a * mu_b
-        cs_map = (2 * cov + c2) / (var_a + var_b + c2)
-        if s < scales - 1:
-            term = cs_map.flatten(2).mean(-1)
-            pad = [x.shape[-2] % 2, x.shape[-1] % 2]
-            x_hat, x = F.avg_pool2d(x_hat, 2, padding=pad), F.avg_pool2d(x, 2, padding=pad)
-        else:
-            lum = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
-            term = (lum * cs_map).flatten(2).mean(-1)
-        # Product of powers as a sum of logs; the clamp bounds the gradients.
-        log_terms.append(weights[s] * torch.log(term.clamp(min=_CLAMP)))
-    return torch.exp(torch.stack(log_terms).sum(0)).mean(1)
+    short = min(x.shape[-2:])
+    win_size = max(1, min(win_size, short - (1 - short % 2)))
+    weights = MSSSIM_WEIGHTS[:scales]
+    total = sum(weights)
+    return quality_ms_ssim(x_hat, x, data_range, win_size, [w / total for w in weights], floor=MSSSIM_FLOOR)
 
 
 # -- thesis depth loss ----------------------------------------------------------------------
@@ -221,7 +185,3 @@ def joint_objective_loss(out: dict, frozen_out: dict, x: dict[str, torch.Tensor]
                  loss_current=loss_current.detach(), loss_current_frozen=loss_current_frozen,
                  current_gap=gap.detach())
     return terms
-
-
-def psnr_from_mse(mse: float) -> float:
-    return 10 * math.log10(1.0 / max(mse, 1e-12))

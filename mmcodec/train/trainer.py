@@ -31,9 +31,10 @@ from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
 from mmcodec.errors import BadInputError, TrainingDivergedError
 from mmcodec.files import atomic_output
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
+from mmcodec.quality import psnr_from_mse
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
-from mmcodec.train.loss import joint_objective_loss, psnr_from_mse, rd_loss
+from mmcodec.train.loss import joint_objective_loss, rd_loss
 
 JOINT_LOG_COLUMNS = ("loss_reference", "loss_current", "loss_current_frozen", "current_gap")
 
