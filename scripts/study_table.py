@@ -19,10 +19,11 @@ from pathlib import Path
 
 import torch
 
+from mmcodec.bench.learned import evaluate_codec
 from mmcodec.codec import Codec
 from mmcodec.models.registry import read_manifest
 from mmcodec.train.campaign import _records
-from mmcodec.train.evaluate import bd_rates, evaluate_codec, read_ledger
+from mmcodec.train.evaluate import bd_rates, read_ledger
 
 
 def _manifest(run: str) -> Path:

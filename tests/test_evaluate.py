@@ -1,4 +1,4 @@
-"""The campaign evaluation (mmcodec.train.evaluate) on a real round trip of a tiny model."""
+"""The ledger evaluation (mmcodec.bench.learned.evaluate_codec) on a real round trip of a tiny model."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ from PIL import Image
 from mmcodec.codec import Codec
 from mmcodec.data.pairs import PairRecord
 from mmcodec.models.registry import find_model
-from mmcodec.train.evaluate import evaluate_codec
+from mmcodec.bench.learned import evaluate_codec
 from tests.conftest import smooth_image
 
 

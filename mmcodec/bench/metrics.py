@@ -164,13 +164,15 @@ def as_rgb(arr: np.ndarray) -> np.ndarray:
     return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
 
 
-def modality_metrics(modality: str, ref: np.ndarray, test: np.ndarray) -> dict[str, float | int | None]:
-    """All metrics of one decoded modality against its reference (integer arrays as on disk)."""
+def modality_metrics(modality: str, ref: np.ndarray, test: np.ndarray,
+                     msssim: bool = True) -> dict[str, float | int | None]:
+    """All metrics of one decoded modality against its reference (integer arrays as on disk);
+    `msssim=False` leaves out the MS-SSIM keys (the costliest, for callers that rank by PSNR)."""
     if modality == "rgb":
         ref, test = as_rgb(ref), as_rgb(test)
         out: dict[str, float | int | None] = {"psnr-rgb": psnr(ref, test, 255)}
         out.update(yuv420_psnr(ref, test))
-        value, win = ms_ssim(ref, test, 255)
+        data_range: float = 255
     else:
         if test.ndim == 3:
             test = test[..., 0]
@@ -182,10 +184,11 @@ def modality_metrics(modality: str, ref: np.ndarray, test: np.ndarray) -> dict[s
         else:
             out = {"psnr": psnr_from_mse(mse(ref, test), peak)}
             data_range = peak
+    if msssim:
         value, win = ms_ssim(ref, test, data_range)
-    out["ms-ssim"] = value
-    out["ms-ssim-db"] = msssim_db(value)
-    out["msssim_win"] = win
+        out["ms-ssim"] = value
+        out["ms-ssim-db"] = msssim_db(value)
+        out["msssim_win"] = win
     return out
 
 

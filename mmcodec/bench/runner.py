@@ -308,7 +308,7 @@ def classical_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair
 
 
 def mmcodec_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair) -> dict[str, Any]:
-    from mmcodec.bitstream import unpack
+    from mmcodec.bench.learned import code_pair
     from mmcodec.data.images import load_modality
     codec = cut.mmcodec
     quality = int(next(iter(rate.params.values())))
@@ -321,16 +321,9 @@ def mmcodec_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair) 
     cell = _read_cell(path, fp)
     if cell is None:
         images = {m: load_modality(m, pair.paths[m]) for m in cut.modalities}
-        t0 = time.perf_counter()
-        blob = codec.compress_images(images, quality, cut.settings.get("effort", 0))
-        t1 = time.perf_counter()
-        decoded = codec.decompress(blob)
-        t2 = time.perf_counter()
-        stream_bytes = unpack(blob).stream_bytes()
-        rows = {m: _modality_row(m, pair.images[m], decoded[m], stream_bytes[m], pair.pixels, t1 - t0, t2 - t1)
-                for m in cut.modalities}
+        coded = code_pair(codec, images, quality, cut.settings.get("effort", 0), references=pair.images)
         cell = {"fingerprint": fp, "codec": cut.name, "quality": quality, "stem": pair.stem,
-                "rows": rows, "file_bytes": len(blob)}
+                "rows": coded["rows"], "file_bytes": coded["file_bytes"]}
         _write_cell(path, cell)
     return _with_pair(cell["rows"], cell["file_bytes"], pair)
 

@@ -18,11 +18,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mmcodec.bench.learned import evaluate_codec
 from mmcodec.codec import Codec
 from mmcodec.files import atomic_output
 from mmcodec.models.registry import read_manifest
 from mmcodec.train.config import TrainConfig
-from mmcodec.train.evaluate import (anchor_rows_from_results, append_ledger, bd_rates, evaluate_codec)
+from mmcodec.train.evaluate import anchor_rows_from_results, append_ledger, bd_rates
 
 
 def _records(split: str, every: int = 1, limit: int | None = None):

@@ -1,52 +1,12 @@
-"""Real-bitstream evaluation of a trained model, and the training ledger.
-
-bpp is counted from the bytes of the written .mmc file (per modality: its stream bytes;
-pair: the whole file including header and side information, over the pixels of one image).
-PSNR is computed on the reconstruction the decoder produces (the stream carries its CRC).
-"""
+"""The training ledger: BD-rates of evaluated curves, anchor curves from a benchmark, and
+the ledger file. The evaluation itself (real bitstreams) is the benchmark's:
+mmcodec.bench.learned.evaluate_codec."""
 from __future__ import annotations
 
 import datetime as _dt
 import json
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from tqdm import tqdm
-
-from mmcodec.bitstream import unpack
-from mmcodec.codec import Codec
-from mmcodec.data.images import load_modality
-from mmcodec.data.pairs import PairRecord
-
-
-def evaluate_codec(codec: Codec, records: list[PairRecord], qualities: list[int] | None = None,
-                   progress: bool = True) -> list[dict[str, Any]]:
-    """Mean bpp and PSNR per modality at each quality (one row per quality, low to high);
-    depth also gets RMSE and MAE in the input's units (mm for RGB-D-D)."""
-    from mmcodec.bench.metrics import depth_errors, psnr
-    qualities = qualities or codec.installed.qualities
-    images = [{m: load_modality(m, r.paths[m]) for m in codec.modalities} for r in records]
-    rows = []
-    bar = tqdm(total=len(qualities) * len(images), desc=f"eval {codec.name}", disable=not progress, leave=False)
-    for q in qualities:
-        acc: dict[str, list[float]] = {}
-        for ims in images:
-            blob, recon = codec.encode(ims, q)
-            info = unpack(blob).info(len(blob))  # bpp of each image over its own pixels
-            acc.setdefault("pair_bpp", []).append(info["pair_bpp"])
-            for m, bpp in info["bpp"].items():
-                acc.setdefault(f"bpp_{m}", []).append(bpp)
-                reference = ims[m].to_integer()
-                acc.setdefault(f"psnr_{m}", []).append(psnr(reference, recon[m]))
-                if m == "depth":
-                    errors = depth_errors(reference, recon[m])
-                    acc.setdefault("rmse_depth", []).append(errors["rmse"])
-                    acc.setdefault("mae_depth", []).append(errors["mae"])
-            bar.update(1)
-        rows.append({"quality": q, **{k: float(np.mean(v)) for k, v in acc.items()}, "images": len(images)})
-    bar.close()
-    return rows
 
 
 def with_pair(rows: list[dict[str, Any]], modalities) -> list[dict[str, Any]]:
