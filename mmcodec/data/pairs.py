@@ -120,3 +120,11 @@ def standard_split(name: str, root: Path | None = None) -> list[PairRecord]:
 
 
 SPLITS = ("ir-vi-train", "roadscene-test", "msrs-subset", "tno-test", "rgbdd-train", "rgbdd-test", "rgbd-unseen")
+
+
+def split_records(split: str) -> list[PairRecord]:
+    """The pairs of `split`: a named split (SPLITS) or a folder of pairs, whose unpaired
+    files are skipped (training and evaluation take what is there)."""
+    if split in SPLITS:
+        return standard_split(split)
+    return find_pairs(split, strict=False)

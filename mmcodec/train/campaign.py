@@ -20,6 +20,7 @@ from typing import Any
 
 from mmcodec.bench.learned import evaluate_codec
 from mmcodec.codec import Codec
+from mmcodec.data.pairs import split_records
 from mmcodec.files import atomic_output
 from mmcodec.models.registry import read_manifest
 from mmcodec.train.config import TrainConfig
@@ -27,8 +28,7 @@ from mmcodec.train.evaluate import anchor_rows_from_results, append_ledger, bd_r
 
 
 def _records(split: str, every: int = 1, limit: int | None = None):
-    from mmcodec.train.trainer import training_records
-    recs = training_records(split)[::every]
+    recs = split_records(split)[::every]
     return recs[:limit] if limit else recs
 
 

@@ -27,22 +27,17 @@ import torch
 from tqdm import tqdm
 
 from mmcodec.data.crops import PairCrops
-from mmcodec.data.pairs import SPLITS, find_pairs, standard_split
+from mmcodec.data.pairs import split_records
 from mmcodec.errors import BadInputError, TrainingDivergedError
 from mmcodec.files import atomic_output
 from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
 from mmcodec.quality import psnr_from_mse
+from mmcodec.train.campaign import after_training
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
 from mmcodec.train.loss import joint_objective_loss, rd_loss
 
 JOINT_LOG_COLUMNS = ("loss_reference", "loss_current", "loss_current_frozen", "current_gap")
-
-
-def training_records(split: str):
-    if split in SPLITS:
-        return standard_split(split)
-    return find_pairs(split, strict=False)
 
 
 def lr_at(step: int, cfg: TrainConfig, segment_start: int, budget_used: float | None = None) -> float:
@@ -325,7 +320,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if cfg.single_images and not getattr(model, "independent_modalities", False):
         raise BadInputError(f"single_images needs a model that codes each modality on its own (separate); "
                             f"{cfg.arch} codes them jointly")
-    data = PairCrops(training_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
+    data = PairCrops(split_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
                      progress=progress, darken=cfg.darken, single_images=cfg.single_images)
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
@@ -455,6 +450,5 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ddp.close()
     result: dict[str, Any] = {"manifest": str(manifest), "budget": budget}
     if cfg.eval_split or cfg.select_split:
-        from mmcodec.train.campaign import after_training
         result.update(after_training(cfg, manifest, budget, progress))
     return result
