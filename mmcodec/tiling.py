@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 from compressai.layers import GDN
 
+# The stream's tiling record and geometry are the format's (torch-free); tiling uses them.
+from mmcodec.bitstream.layout import LATENT_STRIDE, MAX_TILE, MIN_TILE, Tiling
 from mmcodec.errors import BadInputError
 
-LATENT_STRIDE = 16          # pixels per latent in every tileable model (4 stride-2 layers)
-MIN_TILE = 64               # pixels; smaller tiles would spend most of their work on halos
-MAX_TILE = 1 << 16          # pixels; the .mmc format's largest side
-MAX_HALO_LATENTS = 16       # a stream asking for more is corrupted (bounds the decoder's work)
 # Tiling is applied automatically above AUTO_TILE_PIXELS (padded pixels per image), with tiles
 # of DEFAULT_TILE pixels: smaller images code whole (as before tiling existed), bigger ones
 # keep the transforms' memory at that of one tile.
@@ -51,22 +48,6 @@ _POINTWISE = (GDN, nn.LeakyReLU, nn.ReLU, nn.GELU, nn.Identity)
 
 class NotTileableError(TypeError):
     """A transform whose receptive field this module cannot bound (e.g. attention)."""
-
-
-@dataclass(frozen=True)
-class Tiling:
-    """How a stream's synthesis is tiled, in latents (1 latent = LATENT_STRIDE pixels)."""
-
-    tile: int   # longest side of a tile's core
-    halo: int   # latents of context on every side of a core (clipped at the image border)
-
-    @property
-    def tile_pixels(self) -> int:
-        return self.tile * LATENT_STRIDE
-
-    @property
-    def halo_pixels(self) -> int:
-        return self.halo * LATENT_STRIDE
 
 
 def tile_spans(length: int, tile: int) -> list[tuple[int, int]]:

@@ -22,11 +22,10 @@ import torch
 from PIL import Image
 
 import mmcodec
-from mmcodec.bitstream import FORMAT_VERSION, pack, unpack
+from mmcodec.bitstream import FORMAT_VERSION, Tiling, pack, unpack
 from mmcodec.cli import main
 from mmcodec.data.images import ModalityImage
 from mmcodec.errors import BadInputError, BitstreamError, ModelMismatchError
-from mmcodec.tiling import Tiling
 
 from conftest import smooth_image
 

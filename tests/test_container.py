@@ -1,13 +1,14 @@
 """The .mmc container: exact round trip and refusal of damaged files."""
 import struct
+import subprocess
+import sys
 import zlib
 
 import pytest
 
-from mmcodec.bitstream import Container, StreamInfo, pack, unpack
+from mmcodec.bitstream import Container, StreamInfo, Tiling, pack, unpack
 from mmcodec.bitstream.container import MAGIC
 from mmcodec.errors import BitstreamError
-from mmcodec.tiling import Tiling
 
 
 def sample() -> Container:
@@ -147,3 +148,14 @@ def test_version_is_one_plus_tiled_plus_twice_exact():
     c = sample()
     plain, exact = pack(c), pack(Container(**{**c.__dict__, "exact_params": True}))
     assert plain[6:-4] == exact[6:-4]  # only the version differs
+
+
+def test_reading_a_header_imports_no_torch(tmp_path):
+    """`mmcodec.bitstream` is the bottom layer: parsing a .mmc needs the standard library only."""
+    path = tmp_path / "x.mmc"
+    path.write_bytes(pack(sample()))
+    code = ("import sys; from mmcodec.bitstream import unpack; "
+            f"c = unpack(open({str(path)!r}, 'rb').read()); "
+            "print(c.model, 'torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["ir-vi/separate", "False", "False"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmcodec.errors import BitstreamError
-from mmcodec.tiling import MAX_HALO_LATENTS, MAX_TILE, MIN_TILE, LATENT_STRIDE, Tiling
+from mmcodec.bitstream.layout import LATENT_STRIDE, MAX_HALO_LATENTS, MAX_TILE, MIN_TILE, Tiling
 
 MAGIC = b"\x89MMC"
 # Two independent properties make the version, 1 + tiled + 2 * exact:
