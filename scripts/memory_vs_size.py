@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 WRITE_PAIR = """
 import json, sys
 from PIL import Image
-sys.path.insert(0, "tests")
-from conftest import smooth_image
+from mmcodec.data.synthetic import smooth_image
 from mmcodec.models.registry import find_model
 name, w, h, folder = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 paths = {}

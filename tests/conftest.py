@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from mmcodec.data.pairs import data_root
+from mmcodec.data.synthetic import smooth_image
 from mmcodec.models.registry import install_model
 from mmcodec.models.separate import SeparateCoding
 
@@ -32,22 +32,6 @@ def tiny_train_config(out: Path, data: Path, **extra):
                     out=str(out))
     return TrainConfig(**{**settings, **extra})
 TINY_LAMBDAS = [0.002, 0.01]
-
-
-def smooth_image(h: int, w: int, channels: int, seed: int, dtype=np.uint8) -> np.ndarray:
-    """A smooth random image (sum of low-frequency waves), like a natural image compresses."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    planes = []
-    for _ in range(channels):
-        v = np.zeros((h, w), np.float32)
-        for _ in range(4):
-            fy, fx, ph = rng.uniform(0.01, 0.08, 2).tolist() + [rng.uniform(0, 6.28)]
-            v += np.sin(yy * fy + xx * fx + ph)
-        planes.append((v - v.min()) / (np.ptp(v) + 1e-6))
-    arr = np.stack(planes, -1) if channels > 1 else planes[0]
-    peak = 65535 if dtype == np.uint16 else 255
-    return np.rint(arr * (peak * 0.8) + peak * 0.1).astype(dtype)
 
 
 @pytest.fixture(autouse=True)
