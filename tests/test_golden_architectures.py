@@ -1,8 +1,10 @@
 """Every architecture variant, tiny and seeded, gives fixed training outputs and fixed streams.
 
 A net for refactoring the model code (issue 19): the hashes were recorded before the pipeline
-redesign. Every parameter is perturbed with seeded noise first, so zero-initialised
-cross-modal modules (which start as the identity) are exercised too.
+redesign (1917dfe). Every parameter is perturbed with seeded noise first, so zero-initialised
+cross-modal modules (which start as the identity) are exercised too. The digests cover float
+outputs (reconstructions, likelihoods), which only a machine with the recording machine's
+float kernels reproduces bit for bit (tests/golden.py); elsewhere the test is skipped.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from mmcodec.models.registry import build_model
 from mmcodec.refine import supports_refinement
 
 from conftest import smooth_image
+from golden import same_float_kernels
 
 CCEM_TINY = {"N": 16, "M": 20, "M_ir": 20, "support_ch": 16, "attn_dim": 16, "window": 4, "outer_width": 8}
 VARIANTS = {
@@ -114,6 +117,7 @@ def digest(model) -> str:
     return h.hexdigest()[:16]
 
 
+@pytest.mark.skipif(not same_float_kernels(), reason="float kernels differ from the recording machine's")
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_architecture_outputs_are_unchanged(variant):
     assert digest(build(*VARIANTS[variant])) == GOLDEN[variant]
