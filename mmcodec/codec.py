@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
 from mmcodec.bitstream.container import MAX_DIM, MAX_PIXELS
-from mmcodec.bitstream.rans_guard import guard_entropy_decoders, stream_symbol_bound
+from mmcodec.latent_codecs.rans_guard import guard_entropy_decoders, stream_symbol_bound
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.latent_codecs import entropy_parameter_path, has_exact_entropy_parameters
 from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError

@@ -205,8 +205,8 @@ def _refine_window(codec: torch.nn.Module, m: str, x: torch.Tensor, y: torch.Ten
     rows, cols = slice((r0 - w0) * s, (r1 - w0) * s), slice((c0 - v0) * s, (c1 - v0) * s)
 
     def relaxed(lat: dict, quantise: Quantiser) -> dict:
-        x_tilde, bits = codec.relaxed_forward(lat, rate, quantise)
-        return {"x_hat": {m: x_tilde[..., rows, cols]}, "bits": {m: bits}}
+        out = codec.relaxed_forward(lat, rate, quantise)
+        return {"x_hat": {m: out["x_hat"][..., rows, cols]}, "bits": {m: out["bits"]}}
     init = {"y": y[..., w0:w1, v0:v1], "z": z[..., w0 // 4:w1 // 4, v0 // 4:v1 // 4]}
     refined, cost = _optimise(relaxed, init, {m: target}, {m: valid}, lam, distortions, iterations, seed,
                               progress)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmcodec.crossmodal.entropy_context import CrossModalSliceCodec
 from mmcodec.latent_codecs import ChannelSliceCodec, split_channels
 from mmcodec.layers import AgentAttention, AgentFusionBlock, LiteTransformer
 from mmcodec.models.ccem import CCEM, rgb_to_yuv420, yuv420_to_rgb
@@ -110,7 +111,7 @@ def test_slice_codec_with_and_without_context():
     plain = ChannelSliceCodec(24, 16, 5, 32, lceb=False)
     with pytest.raises(ValueError):
         plain(y, context=context)
-    codec = ChannelSliceCodec(24, 16, 5, 32, lceb=True, lceb_dim=16, context_ch=12, context_dim=16)
+    codec = CrossModalSliceCodec(24, 16, 12, 5, 32, lceb=True, lceb_dim=16, context_dim=16)
     make_context_matter(codec)
     for c in (plain, codec):
         y_hat, lik = c(y)

@@ -11,7 +11,7 @@ def test_channel_slice_context_round_trip_is_exact():
     x = torch.rand(1, 1, 64, 64)
     out = model(x, torch.tensor([1]))
     assert set(out["likelihoods"]) == {"y", "z"} and out["x_hat"].shape == x.shape
-    strings, x_hat = model.compress(x, 1)
-    assert len(strings) == 1 + 4   # z + 4 slices
-    again = model.decompress(strings, (64, 64), 1)
-    assert torch.equal(again, x_hat)
+    coded = model.compress(x, 1)
+    assert len(coded.strings) == 1 + 4   # z + 4 slices
+    again = model.decompress(coded.strings, (64, 64), 1)
+    assert torch.equal(again, coded.x_hat)

@@ -10,7 +10,7 @@ import torch
 
 import mmcodec
 from mmcodec.bitstream import pack, unpack
-from mmcodec.bitstream.rans_guard import guard_entropy_decoders
+from mmcodec.latent_codecs.rans_guard import guard_entropy_decoders
 from mmcodec.errors import BitstreamError
 from mmcodec.latent_codecs import (AutoregressiveMeanScale, CheckerboardMeanScale, MeanScaleHyperprior,
                                    build_latent_codec, checkerboard_anchors, decode_hyper_latent, quantise_params,

@@ -15,7 +15,8 @@ from PIL import Image
 
 from mmcodec.layers import PromptedTCMBlock, StructurePriorFusion, SwinBlock, TCMBlock
 from mmcodec.models.registry import build_model, install_model
-from mmcodec.models.rgbd_tcm import PRESETS, RGBDTCM, TCMCodec, depth_distortion, rgbd_rd_loss
+from mmcodec.models.rgbd_tcm import PRESETS, RGBDTCM, TCMCodec
+from mmcodec.train.loss import rd_loss, thesis_distortion
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # (variant, decoder_side): every pair model the configs can build.
@@ -115,7 +116,7 @@ def test_forward_shapes_and_gradients(variant, decoder_side):
         assert out["x_hat"][m].shape == t.shape
         assert set(out["likelihoods"][m]) == {"y", "z"}
         assert out["likelihoods"][m]["y"].shape == (2, 20, 4, 4)
-    terms = rgbd_rd_loss(out, x, torch.tensor([0.01, 0.02]))
+    terms = rd_loss(out, x, torch.tensor([0.01, 0.02]), distortions={"depth": "thesis"})
     terms["loss"].backward()
     assert torch.isfinite(terms["loss"])
     for name, p in model.named_parameters():
@@ -172,8 +173,8 @@ def test_side_modality_conditions_the_target(variant, decoder_side):
     t, codec = model.target, model.codecs[model.target]
 
     def latent(inputs):
-        cond = model._encoder_conditioning(inputs[model.side], inputs[t])
-        return codec.g_a(cond["x"], cond.get("prompts"), cond.get("enc_fuse"))
+        cond = model._condition(inputs[model.side], None)
+        return codec.analysis(codec.encoder_input(inputs[t], cond), cond)
     with torch.no_grad():
         # Encoder-side fusion moves the target's latent (rounding may hide it in x_hat).
         assert not torch.allclose(latent(x), latent(y))
@@ -223,14 +224,14 @@ def test_unknown_arguments_are_refused():
 # -- depth loss -----------------------------------------------------------------------------
 def test_depth_loss():
     x = pair(128, 128, batch=2)["depth"]
-    assert torch.allclose(depth_distortion(x, x), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(thesis_distortion(x, x), torch.zeros(2), atol=1e-5)
     noisy = (x + 0.05 * torch.randn_like(x)).clamp(0, 1).requires_grad_()
-    loss = depth_distortion(noisy, x)
+    loss = thesis_distortion(noisy, x)
     assert loss.shape == (2,) and (loss > 0).all()
     loss.sum().backward()
     assert torch.isfinite(noisy.grad).all()
     small = pair(64, 64)["depth"]                  # smaller than MS-SSIM's usual 161 px
-    assert torch.isfinite(depth_distortion(small * 0.9, small)).all()
+    assert torch.isfinite(thesis_distortion(small * 0.9, small)).all()
 
 
 # -- configs and the 16-bit path through the Codec API ----------------------------------------

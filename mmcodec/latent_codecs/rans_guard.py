@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from mmcodec.entropy_adapter import rans_decoder, set_rans_decoder
+
 _SLACK_WORDS = 1024
 # Streams opened with set_stream (autoregressive models) are decoded piecewise, so their
 # symbol count is unknown when the stream is opened; the codec sets a bound from the image size.
@@ -53,11 +55,10 @@ class BoundedDecoder:
 
 def guard_entropy_decoders(model: torch.nn.Module) -> torch.nn.Module:
     """Wrap the rANS decoder of every CompressAI entropy model inside `model` (idempotent)."""
-    from compressai.entropy_models import EntropyModel
     for module in model.modules():
-        coder = getattr(module, "entropy_coder", None) if isinstance(module, EntropyModel) else None
-        if coder is not None and not isinstance(coder._decoder, BoundedDecoder):
-            coder._decoder = BoundedDecoder(coder._decoder)
+        decoder = rans_decoder(module)
+        if decoder is not None and not isinstance(decoder, BoundedDecoder):
+            set_rans_decoder(module, BoundedDecoder(decoder))
     return model
 
 

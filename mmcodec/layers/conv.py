@@ -85,3 +85,20 @@ class MaskedConv2d(nn.Conv2d):
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round with a straight-through gradient."""
     return (torch.round(x) - x).detach() + x
+
+
+def standard_layout(t: torch.Tensor) -> torch.Tensor:
+    """Return `t` in the standard (N, C, H, W) memory layout.
+
+    torch 2.14.1 on CPU crashes (heap corruption / SIGSEGV) in the backward pass of a 1x1
+    stride-2 convolution (CompressAI's ResidualBlockWithStride skip) whose input is in
+    channels-last layout. Permuted arrays are channels-last, and so can be a 1-channel
+    tensor that `is_contiguous()` (its channel stride is 1): `.contiguous()` is not enough.
+    """
+    expected, step = [], 1
+    for size in reversed(t.shape):
+        expected.append(step)
+        step *= size
+    if t.stride() == tuple(reversed(expected)):
+        return t
+    return t.clone(memory_format=torch.contiguous_format)

@@ -13,8 +13,9 @@
   a target's feature map; the fusion starts as the identity (zero-initialised output conv),
   so inserting it into a trained codec does not change the codec until it learns to.
 
-Window partitioning helpers are shared with `mmcodec.layers.window_attention` (cross-
-attention); this module adds self-attention with padding masks and prompt tokens.
+The window machinery (partitioning, relative position bias, masks, the attention itself) is
+`mmcodec.layers.window_attention`'s, shared with the cross-attention blocks; this module adds
+self-attention over padded maps and prompt tokens.
 Nothing here knows about a particular paper or modality.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmcodec.layers.conv import ResidualBlock
-from mmcodec.layers.window_attention import relative_position_index, window_merge, window_partition
+from mmcodec.layers.window_attention import (blocked_pairs, relative_bias, relative_position_index, window_attention,
+                                             window_merge, window_partition)
 
 
 class WindowAttention(nn.Module):
@@ -50,7 +52,7 @@ class WindowAttention(nn.Module):
         """tokens (B*nW, N, C); mask (nW, N, N) True = blocked; extra (B*nW, P, C)."""
         bw, n, c = tokens.shape
         q, k, v = self.qkv(tokens).view(bw, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        bias = self.bias_table[self.bias_index.view(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        bias = relative_bias(self.bias_table, self.bias_index)
         if mask is not None:
             nw = mask.shape[0]
             bias = bias[None].repeat(nw, 1, 1, 1).masked_fill(mask[:, None], float("-inf"))
@@ -63,35 +65,8 @@ class WindowAttention(nn.Module):
             k, v = torch.cat([ke, k], 2), torch.cat([ve, v], 2)
             zeros = bias.new_zeros(*bias.shape[:-1], p)
             bias = torch.cat([zeros, bias], -1)           # prompts: no positional bias, never masked
-        attn = (q * self.head_dim ** -0.5) @ k.transpose(-2, -1) + bias
-        out = attn.softmax(-1) @ v
+        out = window_attention(q, k, v, self.head_dim ** -0.5, bias)
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
-
-
-def _window_mask(hp: int, wp: int, h: int, w: int, window: int, shift: int,
-                 device: torch.device) -> torch.Tensor | None:
-    """Blocked (query, key) pairs per window: keys in padding, and keys from another region
-    of a cyclically shifted window. Each token may always attend to itself, so no row is
-    fully blocked."""
-    if shift == 0 and hp == h and wp == w:
-        return None
-    region = torch.zeros(hp, wp, dtype=torch.long, device=device)
-    if shift:
-        label = 0
-        for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-            for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-                region[hs, ws] = label
-                label += 1
-    valid = torch.zeros(hp, wp, dtype=torch.bool, device=device)
-    valid[:h, :w] = True
-    if shift:
-        # The region labels above describe the rolled map; padding is rolled with the data.
-        valid = torch.roll(valid, (-shift, -shift), (0, 1))
-    region_w = window_partition(region[None, :, :, None], window)[..., 0]   # (nW, N)
-    valid_w = window_partition(valid[None, :, :, None], window)[..., 0]
-    blocked = (region_w[:, :, None] != region_w[:, None, :]) | ~valid_w[:, None, :]
-    eye = torch.eye(window * window, dtype=torch.bool, device=device)
-    return blocked & ~eye
 
 
 class SwinBlock(nn.Module):
@@ -132,7 +107,7 @@ class SwinBlock(nn.Module):
                 pr = torch.roll(pr, (-shift, -shift), (1, 2))
             pw = window_partition(pr, ws).view(-1, ws, ws, c).permute(0, 3, 1, 2)
             extra = F.avg_pool2d(pw, self.prompt_pool).flatten(2).transpose(1, 2)
-        mask = _window_mask(hp, wp, h, w, ws, shift, x.device)
+        mask = blocked_pairs(hp, wp, h, w, ws, shift, x.device)
         y = window_merge(self.attn(window_partition(y, ws), mask, extra), ws, hp, wp)
         if shift:
             y = torch.roll(y, (shift, shift), (1, 2))

@@ -41,18 +41,51 @@ def relative_position_index(window: int) -> torch.Tensor:
     return rel[0] * (2 * window - 1) + rel[1]
 
 
+def blocked_pairs(hp: int, wp: int, h: int, w: int, window: int, shift: int,
+                  device: torch.device) -> torch.Tensor | None:
+    """Blocked (query, key) pairs per window, (windows, T, T) bool, for a padded (hp, wp) grid
+    holding an (h, w) map, cyclically shifted by `shift`: keys in padding, and keys from
+    another region of a shifted window (tokens that wrapped around the border were not
+    neighbours). A token may always attend to itself, so no row is fully blocked. None when
+    nothing is blocked."""
+    if shift == 0 and hp == h and wp == w:
+        return None
+    region = torch.zeros(hp, wp, dtype=torch.long, device=device)
+    if shift:
+        label = 0
+        for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+                region[hs, ws] = label
+                label += 1
+    valid = torch.zeros(hp, wp, dtype=torch.bool, device=device)
+    valid[:h, :w] = True
+    if shift:
+        # The region labels above describe the rolled map; padding is rolled with the data.
+        valid = torch.roll(valid, (-shift, -shift), (0, 1))
+    region_w = window_partition(region[None, :, :, None], window)[..., 0]   # (windows, T)
+    valid_w = window_partition(valid[None, :, :, None], window)[..., 0]
+    blocked = (region_w[:, :, None] != region_w[:, None, :]) | ~valid_w[:, None, :]
+    eye = torch.eye(window * window, dtype=torch.bool, device=device)
+    return blocked & ~eye
+
+
 def shifted_window_mask(h: int, w: int, window: int, shift: int, device: torch.device) -> torch.Tensor:
-    """Additive mask (windows, T, T): after a cyclic shift, tokens that were not neighbours in
-    the unshifted image (they wrapped around the border) must not attend to each other."""
-    labels = torch.zeros(1, h, w, 1, device=device)
-    region = 0
-    for ys in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-        for xs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-            labels[:, ys, xs, :] = region
-            region += 1
-    groups = window_partition(labels, window).squeeze(-1)           # (windows, T)
-    different = groups[:, :, None] != groups[:, None, :]
-    return torch.zeros(different.shape, device=device).masked_fill_(different, float("-inf"))
+    """Additive mask (windows, T, T) of `blocked_pairs` for an unpadded shifted grid."""
+    blocked = blocked_pairs(h, w, h, w, window, shift, device)
+    return torch.zeros(blocked.shape, device=device).masked_fill_(blocked, float("-inf"))
+
+
+def relative_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(heads, T, T) relative position bias from a ((2*window-1)^2, heads) table."""
+    t = index.shape[0]
+    return table[index.view(-1)].view(t, t, table.shape[1]).permute(2, 0, 1)
+
+
+def window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                     bias: torch.Tensor) -> torch.Tensor:
+    """softmax(scale * q k^T + bias) v over the tokens of each window: q (..., T, hd),
+    k and v (..., S, hd), bias broadcastable to (..., T, S)."""
+    return ((q * scale) @ k.transpose(-2, -1) + bias).softmax(dim=-1) @ v
 
 
 class WindowCrossAttention(nn.Module):
@@ -79,14 +112,10 @@ class WindowCrossAttention(nn.Module):
         hd = c // self.heads
         q = self.to_q(x).view(bw, t, self.heads, hd).transpose(1, 2)                  # (bw, h, T, hd)
         k, v = self.to_kv(context).view(bw, t, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-        scores = (q * self.scale) @ k.transpose(-2, -1)                                # (bw, h, T, T)
-        bias = self.relative_position_bias[self.relative_index.view(-1)].view(t, t, self.heads)
-        scores = scores + bias.permute(2, 0, 1)[None]
-        if mask is not None:
-            windows = mask.shape[0]
-            scores = scores.view(bw // windows, windows, self.heads, t, t) + mask[None, :, None]
-            scores = scores.view(bw, self.heads, t, t)
-        out = scores.softmax(dim=-1) @ v                                               # (bw, h, T, hd)
+        bias = relative_bias(self.relative_position_bias, self.relative_index)[None]    # (1, h, T, T)
+        if mask is not None:   # windows are ordered batch-major
+            bias = (bias + mask[:, None]).repeat(bw // mask.shape[0], 1, 1, 1)
+        out = window_attention(q, k, v, self.scale, bias)                              # (bw, h, T, hd)
         return self.proj(out.transpose(1, 2).reshape(bw, t, c))
 
 

@@ -41,12 +41,14 @@ import torch.nn.functional as F
 from compressai.layers import (ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, conv3x3,
                                subpel_conv3x3)
 
+from mmcodec.crossmodal.entropy_context import CrossModalSliceCodec
+from mmcodec.crossmodal.latent_exchange import LatentExchange
 from mmcodec.latent_codecs import ChannelSliceCodec
-from mmcodec.layers import AgentFusionBlock
 from mmcodec.layers.tcm import SwinBlock
 from mmcodec.modalities import CHANNELS
+from mmcodec.modality_codec import GainUnits, ModalityPipeline
 from mmcodec.models.base import CompressedPair, PairModel
-from mmcodec.models.single import GainUnits
+from mmcodec.tiling import Tiling
 
 PRESETS: dict[str, dict[str, int]] = {
     "small": {"N": 64, "M": 120, "M_ir": 120, "support_ch": 128, "attn_dim": 64, "window": 8, "outer_width": 32},
@@ -159,18 +161,18 @@ class CCEM(PairModel):
         self.rgb_latent = nn.Sequential(nn.Conv2d(M, M, 1), *_swin_pair(M, window))
         self.enc_ir = nn.Sequential(analysis_branch(1, N, M_ir, 4, window, outer), *_swin_pair(M_ir, window))
         if cross_attention:
-            # Encoder-side exchange before quantisation: agent attention is linear in the
-            # number of positions, so this stays cheap at 1/16 resolution.
-            self.cross = nn.ModuleDict({
-                "rgb": AgentFusionBlock(M, M_ir, M, cfg["attn_dim"]),
-                "ir": AgentFusionBlock(M_ir, M, M_ir, cfg["attn_dim"])})
+            # Encoder-side exchange before quantisation (mmcodec.crossmodal.latent_exchange).
+            self.cross = LatentExchange(self.latent_channels, cfg["attn_dim"])
+
+        def latent_codec(m: str, channels: int) -> nn.Module:
+            common = dict(num_slices=num_slices, support_ch=cfg["support_ch"], lceb=lceb, lceb_dim=cfg["attn_dim"])
+            if lcfb and m == self.dependent:   # LCFB: the reference's decoded latent as context
+                return CrossModalSliceCodec(channels, N, self.latent_channels[_OTHER[m]],
+                                            context_dim=cfg["attn_dim"], **common)
+            return ChannelSliceCodec(channels, N, **common)
 
         self.gains = nn.ModuleDict({m: GainUnits(num_rates, c) for m, c in self.latent_channels.items()})
-        self.latent_codecs = nn.ModuleDict({
-            m: ChannelSliceCodec(c, N, num_slices, cfg["support_ch"], lceb=lceb, lceb_dim=cfg["attn_dim"],
-                                 context_ch=self.latent_channels[_OTHER[m]] if (lcfb and m == self.dependent) else 0,
-                                 context_dim=cfg["attn_dim"])
-            for m, c in self.latent_channels.items()})
+        self.latent_codecs = nn.ModuleDict({m: latent_codec(m, c) for m, c in self.latent_channels.items()})
 
         # Synthesis: one transform per channel (Y, U, V) from the shared YUV latent, and IR.
         self.dec_rgb_latent = nn.Sequential(*_swin_pair(M, window))
@@ -209,7 +211,7 @@ class CCEM(PairModel):
         if with_ir:
             latents["ir"] = self.enc_ir(x["ir"] - 0.5)
             if self.cross_attention:
-                latents = {m: t + self.cross[m](t, latents[_OTHER[m]]) for m, t in latents.items()}
+                latents = self.cross(latents)
         return latents
 
     def _synthesise(self, modality: str, y_hat: torch.Tensor) -> torch.Tensor:
@@ -227,70 +229,82 @@ class CCEM(PairModel):
             return decoded.get(self.reference)
         return None
 
+    def _path(self, modality: str) -> "_ModalityPath":
+        return _ModalityPath(self, modality)
+
     # -- PairModel ------------------------------------------------------------------------
     def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
         with_ir = self.stage == "joint"
         if with_ir and "ir" not in x:
             raise ValueError("joint stage needs both 'rgb' and 'ir' inputs")
         latents = self._analyse(x, with_ir)
-        decoded, likelihoods = {}, {}
+        decoded, outs = {}, {}
         for m in self._order(latents):
-            y_hat, likelihoods[m] = self.latent_codecs[m](self.gains[m].scale(latents[m], rate),
-                                                          context=self._context(m, decoded))
-            # Context and synthesis use the rate-independent (unscaled) latent.
-            decoded[m] = self.gains[m].unscale(y_hat, rate)
-        x_hat = {m: self._synthesise(m, decoded[m]) for m in decoded}
+            outs[m] = self._path(m)(None, rate, self._context(m, decoded), analysed=latents[m])
+            decoded[m] = outs[m]["latent"]
+        x_hat = {m: o["x_hat"] for m, o in outs.items()}
         if not with_ir and "ir" in x:
             x_hat["ir"] = x["ir"].detach()   # stage 1: no IR rate or distortion
-        return {"x_hat": x_hat, "likelihoods": likelihoods}
+        return {"x_hat": x_hat, "likelihoods": {m: o["likelihoods"] for m, o in outs.items()}}
 
     # -- encoder refinement (mmcodec.refine): both latents together, in the YUV 4:2:0 domain
     # the model codes, with the RGB latent's cross-modal context following the refined IR.
     def encoder_latents(self, x: dict[str, torch.Tensor], rate: int) -> dict[str, dict[str, torch.Tensor]]:
-        r = torch.tensor([rate], device=x["rgb"].device)
-        latents = self._analyse(x, with_ir=True)
-        out = {}
-        for m, t in latents.items():
-            y = self.gains[m].scale(t, r)
-            out[m] = {"y": y, "z": self.latent_codecs[m].h_a(y)}
-        return out
+        return {m: self._path(m).encoder_latents(None, rate, analysed=t)
+                for m, t in self._analyse(x, with_ir=True).items()}
 
     def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
                         quantise) -> dict:
-        r = torch.tensor([rate], device=x["rgb"].device)
-        decoded, bits = {}, {}
+        decoded, outs = {}, {}
         for m in self._order(latents):
-            y_tilde, bits[m] = self.latent_codecs[m].relaxed(latents[m]["y"], latents[m]["z"], quantise,
-                                                             context=self._context(m, decoded))
-            decoded[m] = self.gains[m].unscale(y_tilde, r)
-        return {"x_hat": {m: self._synthesise(m, decoded[m]) for m in decoded}, "bits": bits}
+            outs[m] = self._path(m).relaxed_forward(latents[m], rate, quantise, cond=self._context(m, decoded))
+            decoded[m] = outs[m]["latent"]
+        return {"x_hat": {m: o["x_hat"] for m, o in outs.items()}, "bits": {m: o["bits"] for m, o in outs.items()}}
 
     @torch.no_grad()
     def compress(self, x: dict[str, torch.Tensor], rate: int,
                  latents: dict[str, dict[str, torch.Tensor]] | None = None) -> CompressedPair:
         """`latents`: refined latents per modality (mmcodec.refine) to code instead of the encoders'."""
-        r = torch.tensor([rate], device=x["rgb"].device)
-        if latents is None:
-            latents = {m: {"y": self.gains[m].scale(t, r), "z": None} for m, t in self._analyse(x, with_ir=True).items()}
-        streams, decoded = {}, {}
-        for m in self._order(latents):
-            streams[m], y_hat = self.latent_codecs[m].compress(latents[m]["y"], context=self._context(m, decoded),
-                                                               z=latents[m]["z"])
-            decoded[m] = self.gains[m].unscale(y_hat, r)
-        x_hat = {m: self._synthesise(m, decoded[m]).clamp_(0, 1) for m in self.modalities}
-        return CompressedPair(streams, x_hat)
+        analysed = self._analyse(x, with_ir=True) if latents is None else None
+        coded, decoded = {}, {}
+        for m in self._order(self.modalities):
+            coded[m] = self._path(m).compress(None, rate, self._context(m, decoded),
+                                              latents=None if latents is None else latents[m],
+                                              analysed=None if analysed is None else analysed[m])
+            decoded[m] = coded[m].latent
+        return CompressedPair({m: coded[m].strings for m in self.modalities},
+                              {m: coded[m].x_hat for m in self.modalities})
 
     @torch.no_grad()
     def decompress(self, streams: dict[str, list[bytes]], side: bytes, sizes: dict[str, tuple[int, int]],
                    rate: int, only: str | None = None) -> dict[str, torch.Tensor]:
         needed = self.requires(only) if only is not None else set(self.modalities)
-        device = next(self.parameters()).device
-        r = torch.tensor([rate], device=device)
         decoded: dict[str, torch.Tensor] = {}
         for m in self._order(needed):
-            h, w = sizes[m]
-            latent_hw = (h // self.downsampling, w // self.downsampling)
-            y_hat = self.latent_codecs[m].decompress(streams[m], latent_hw, context=self._context(m, decoded))
-            decoded[m] = self.gains[m].unscale(y_hat, r)
+            decoded[m] = self._path(m).decode_latent(streams[m], sizes[m], rate, self._context(m, decoded))
         wanted = (only,) if only is not None else self.modalities
-        return {m: self._synthesise(m, decoded[m]).clamp_(0, 1) for m in wanted}
+        return {m: self._path(m).reconstruct(decoded[m]) for m in wanted}
+
+
+class _ModalityPath(ModalityPipeline):
+    """One modality's `ModalityPipeline` through CCEM's modules: a view, so the modules keep
+    their checkpoint names (gains.<mod>, latent_codecs.<mod>). The analysis is joint (both
+    latents, with the exchange before quantisation), so every call passes `analysed`; `cond`
+    is the entropy model's cross-modal context (the reference's decoded latent) or None."""
+
+    def __init__(self, model: CCEM, modality: str) -> None:
+        self.model, self.modality = model, modality
+        self.gains, self.latent_codec = model.gains[modality], model.latent_codecs[modality]
+        self.downsampling = model.downsampling
+
+    def __call__(self, *args, **kwargs) -> dict:
+        return self.forward(*args, **kwargs)
+
+    def analysis(self, h: torch.Tensor, cond: torch.Tensor | None, tiling: Tiling | None = None) -> torch.Tensor:
+        raise TypeError("CCEM analyses both modalities together: pass `analysed`")
+
+    def synthesis(self, y_hat: torch.Tensor, cond: torch.Tensor | None, tiling: Tiling | None = None) -> torch.Tensor:
+        return self.model._synthesise(self.modality, y_hat)
+
+    def entropy_context(self, cond: torch.Tensor | None) -> torch.Tensor | None:
+        return cond

@@ -45,27 +45,26 @@ class SeparateCoding(PairModel):
     # -- encoder refinement (mmcodec.refine) ----------------------------------------------
     def encoder_latents(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None
                         ) -> dict[str, dict[str, torch.Tensor]]:
-        return {m: self.codecs[m].encoder_latents(x[m], rate, tiling) for m in self.modalities}
+        return {m: self.codecs[m].encoder_latents(x[m], rate, tiling=tiling) for m in self.modalities}
 
     def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
                         quantise) -> dict:
         """{"x_hat": {mod: x_tilde}, "bits": {mod: estimated bits}} from free latents."""
         outs = {m: self.codecs[m].relaxed_forward(latents[m], rate, quantise) for m in self.modalities}
-        return {"x_hat": {m: o[0] for m, o in outs.items()}, "bits": {m: o[1] for m, o in outs.items()}}
+        return {"x_hat": {m: o["x_hat"] for m, o in outs.items()}, "bits": {m: o["bits"] for m, o in outs.items()}}
 
     @torch.no_grad()
     def compress(self, x: dict[str, torch.Tensor], rate: int, tiling: Tiling | None = None,
                  latents: dict[str, dict[str, torch.Tensor]] | None = None) -> CompressedPair:
         """`latents`: refined latents per modality (mmcodec.refine) to code instead of g_a(x)'s."""
-        streams, x_hat = {}, {}
-        for m in self.modalities:
-            streams[m], x_hat[m] = self.codecs[m].compress(x[m], rate, tiling, None if latents is None else latents[m])
-        return CompressedPair(streams, x_hat)
+        coded = {m: self.codecs[m].compress(x[m], rate, tiling=tiling, latents=None if latents is None else latents[m])
+                 for m in self.modalities}
+        return CompressedPair({m: c.strings for m, c in coded.items()}, {m: c.x_hat for m, c in coded.items()})
 
     @torch.no_grad()
     def decompress(self, streams, side, sizes, rate, only=None, tiling: Tiling | None = None):
         wanted = self.modalities if only is None else (only,)
-        return {m: self.codecs[m].decompress(streams[m], sizes[m], rate, tiling) for m in wanted}
+        return {m: self.codecs[m].decompress(streams[m], sizes[m], rate, tiling=tiling) for m in wanted}
 
     def requires(self, only: str) -> set[str]:
         return {only}
