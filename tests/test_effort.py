@@ -9,7 +9,6 @@ import mmcodec
 import mmcodec.refine as refine_module
 from mmcodec.bitstream import unpack
 from mmcodec.data.images import load_modality
-from mmcodec.entropy_adapter import bottleneck_likelihood, bottleneck_medians, gaussian_likelihood
 from mmcodec.errors import BadInputError, BitstreamError
 from conftest import smooth_image
 from golden import MEAN_TOLERANCE, coded_digest, file_digest, reconstruction_means, same_float_kernels
@@ -145,21 +144,6 @@ def test_header_effort_byte_is_validated(tiny_env):
     with pytest.raises(BitstreamError, match="effort"):
         unpack(bytes(blob))
     assert c.effort == 1
-
-
-def test_entropy_adapter_matches_compressai():
-    """The one place that reads CompressAI internals: the same likelihoods as its own forward."""
-    from compressai.entropy_models import EntropyBottleneck, GaussianConditional
-    torch.manual_seed(0)
-    eb = EntropyBottleneck(4).eval()
-    z = torch.randn(1, 4, 5, 6) * 3
-    z_hat, lik = eb(z, training=False)
-    torch.testing.assert_close(torch.round(z - bottleneck_medians(eb)) + bottleneck_medians(eb), z_hat)
-    torch.testing.assert_close(bottleneck_likelihood(eb, z_hat), lik)
-    gc = GaussianConditional(None).eval()
-    y, scales, means = torch.randn(1, 4, 5, 6) * 4, torch.rand(1, 4, 5, 6) * 3 + 0.2, torch.randn(1, 4, 5, 6)
-    y_hat, lik = gc(y, scales, means, training=False)
-    torch.testing.assert_close(gaussian_likelihood(gc, y_hat, scales, means), lik)
 
 
 def test_lu2022_refinement(tmp_path, monkeypatch):
