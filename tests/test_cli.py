@@ -84,6 +84,39 @@ def test_bad_inputs_exit_2_with_one_line(cli, synthetic_pair_dir, tmp_path):
     assert not any(p.suffix == ".mmc" or ".tmp" in p.name for p in tmp_path.iterdir())
 
 
+def test_bad_training_configs_exit_2_with_one_line(cli, synthetic_pair_dir, tmp_path, capsys) -> None:
+    """Unknown key, wrong type, missing file, bad value: the user's mistake (exit 2), never an
+    internal error. The cases run in-process; one runs as the real command."""
+    from mmcodec.cli import main
+
+    def config(**settings) -> str:
+        path = tmp_path / f"train{len(list(tmp_path.glob('train*.json')))}.json"
+        path.write_text(json.dumps({"train_split": str(synthetic_pair_dir), "out": str(tmp_path / "run"),
+                                    "steps": 2, **settings}))
+        return str(path)
+    cases = [
+        (["--config", config(stepz=5)], "unknown config keys"),
+        (["--config", config(steps="100")], "steps must be an integer, got '100'"),
+        (["--config", config(lambdas=0.01)], "lambdas must be a list of numbers"),
+        (["--config", str(tmp_path / "missing.json")], "config file not found"),
+        (["--config", config(init_from=str(tmp_path / "missing.pt"))], "init_from: file not found"),
+        (["--config", config(batch=0)], "batch must be at least 1"),
+        (["--config", config(modalities=["rgb", "thermal"])], "modalities must be distinct names"),
+        (["--config", config(kwargs={"modalities": ["rgb", "ir"], "N": 8, "bogus": 1})], "do not build a separate"),
+        (["--config", config(), "threads=0"], "threads must be at least 1"),
+    ]
+    for args, message in cases:
+        code = main(["train", *args])
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        errors = [line for line in err.splitlines() if line.startswith("mmcodec:")]  # after any warning
+        assert len(errors) == 1 and errors[0].startswith("mmcodec: error: ") and message in errors[0], err
+    (tmp_path / "list.json").write_text("[1, 2]")
+    r = cli("train", "--config", tmp_path / "list.json")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"mmcodec: error: config {tmp_path / 'list.json'} must be a JSON object of settings, got list"], r.stderr
+
+
 def test_config_overrides_of_optional_fields_get_their_types() -> None:
     from mmcodec.train.config import load_config
 

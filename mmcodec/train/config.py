@@ -42,16 +42,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from mmcodec.errors import BadInputError
+from mmcodec.modalities import CHANNELS
 
 # Names only (no torch import): config loading stays light.
 DISTORTIONS = ("mse", "thesis")
 THESIS_MODALITIES = ("depth",)
 JOINT_OBJECTIVE_WEIGHT = 5.0   # w in Lu et al.'s L_v + w|L_i - L_i*|
+SCHEDULES = ("cosine", "constant")
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")
+# Keys whose shape `validate` checks itself, with a message that shows the expected form.
+_STRUCTURED = ("joint_objective", "crop_schedule", "darken", "single_images", "distortion")
 
 
 @dataclass
@@ -117,6 +125,45 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse malformed option values with a one-line BadInputError (the model-dependent
         checks of `joint_objective` are made by the trainer once the model is built)."""
+        hints = typing.get_type_hints(TrainConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in _STRUCTURED and not _matches(value, hints[f.name]):
+                raise BadInputError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
+        self._validate_values()
+    def _validate_values(self) -> None:
+        # Each check names the key: the types are right (validate), the values may not be.
+        positive_ints = ("steps", "batch", "crop", "checkpoint_every", "log_every", "threads", "select_every")
+        for key in positive_ints:
+            if getattr(self, key) < 1:
+                raise BadInputError(f"{key} must be at least 1, got {getattr(self, key)!r}")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise BadInputError(f"eval_limit must be at least 1 (or null), got {self.eval_limit!r}")
+        if self.warmup < 0:
+            raise BadInputError(f"warmup must be at least 0, got {self.warmup!r}")
+        for key in ("lr", "aux_lr"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise BadInputError(f"{key} must be a positive number, got {getattr(self, key)!r}")
+        if not 0 <= self.lr_min_factor <= 1:
+            raise BadInputError(f"lr_min_factor must be in 0..1, got {self.lr_min_factor!r}")
+        if self.budget_cpu_minutes is not None and not self.budget_cpu_minutes > 0:
+            raise BadInputError(f"budget_cpu_minutes must be positive (or null), got {self.budget_cpu_minutes!r}")
+        if self.schedule not in SCHEDULES:
+            raise BadInputError(f"schedule must be {' or '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not _DEVICE.fullmatch(self.device):
+            raise BadInputError(f"device must be cpu, cuda, cuda:N, mps or xpu, got {self.device!r}")
+        if not self.name:
+            raise BadInputError("name must not be empty")
+        if not self.lambdas or not all(math.isfinite(v) and v > 0 for v in self.lambdas):
+            raise BadInputError(f"lambdas must be a non-empty list of positive numbers, got {self.lambdas!r}")
+        unknown = [m for m in self.modalities if m not in CHANNELS]
+        if not self.modalities or unknown or len(set(self.modalities)) != len(self.modalities):
+            raise BadInputError(f"modalities must be distinct names from {', '.join(CHANNELS)}, "
+                                f"got {self.modalities!r}")
+        for modality, weight in self.modality_weight.items():
+            if modality not in self.modalities or not (math.isfinite(weight) and weight > 0):
+                raise BadInputError(f"modality_weight needs {{modality: positive number}} for the run's "
+                                    f"modalities, got {self.modality_weight!r}")
         if self.joint_objective is not None:
             if not isinstance(self.joint_objective, dict) or set(self.joint_objective) - {"weight"}:
                 raise BadInputError(f"joint_objective must be {{\"weight\": w}}, got {self.joint_objective!r}")
@@ -175,6 +222,48 @@ class TrainConfig:
         return float(self.joint_objective.get("weight", JOINT_OBJECTIVE_WEIGHT))
 
 
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (ints count as floats, bools as neither)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is list:
+        return isinstance(value, (list, tuple)) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_matches(k, args[0]) and _matches(v, args[1])
+                                               for k, v in value.items())
+    raise TypeError(f"config annotation {hint!r} has no check")  # a new field type: extend this
+
+
+def _describe(hint: Any, form: str = "a") -> str:
+    """A field's annotation in the words of a JSON config; `form`: "a" (an integer),
+    "plural" (integers) or "bare" (integer)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a, form) for a in args)
+    if origin is list:
+        return {"a": "a list", "plural": "lists", "bare": "list"}[form] + " of " + _describe(args[0], "plural")
+    if origin is dict:
+        inner = f"{{{_describe(args[0], 'bare')}: {_describe(args[1], 'bare')}}}"
+        return {"a": "an object ", "plural": "objects ", "bare": "object "}[form] + inner
+    words = {bool: ("true or false", "booleans", "boolean"), int: ("an integer", "integers", "integer"),
+             float: ("a number", "numbers", "number"), str: ("a string", "strings", "string"),
+             type(None): ("null", "nulls", "null"), Any: ("any value", "values", "value")}
+    return words[hint][("a", "plural", "bare").index(form)] if hint in words else str(hint)
+
+
 def _coerce(value: str, current: Any) -> Any:
     if isinstance(current, bool):
         return value.lower() in ("1", "true", "yes")
@@ -205,6 +294,10 @@ def load_config(path: str | None, overrides: list[str] | None = None) -> TrainCo
             data = json.loads(p.read_text())
         except json.JSONDecodeError as exc:
             raise BadInputError(f"config {p} is not valid JSON: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"cannot read config {p}: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"config {p} must be a JSON object of settings, got {type(data).__name__}")
         known = {f.name for f in fields(TrainConfig)}
         unknown = set(data) - known - {"_comment"}
         if unknown:

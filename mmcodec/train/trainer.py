@@ -97,6 +97,15 @@ def _gained_input_channels(own: torch.Size, source: torch.Size) -> bool:
     return len(own) == len(source) == 4 and own[1] > source[1] and own[0] == source[0] and own[2:] == source[2:]
 
 
+def _build(cfg: TrainConfig) -> torch.nn.Module:
+    """The model of `cfg`. Its kwargs come from the user: a TypeError or ValueError while
+    building from them (unknown or missing argument, a string for a size) is the config's."""
+    try:
+        return build_model(cfg.arch, cfg.kwargs)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError(f"kwargs {cfg.kwargs} do not build a {cfg.arch} model: {exc}") from None
+
+
 def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) -> int:
     """Copy every tensor of `source` whose (renamed) key and shape match; return how many.
 
@@ -106,6 +115,8 @@ def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) 
     exactly what the source did."""
     if source.endswith((".safetensors", ".pt")):
         path = Path(source)
+        if not path.is_file():
+            raise BadInputError(f"init_from: file not found: {path}")
     else:
         path = find_model(source).weights_path
     if path.suffix == ".pt":
@@ -257,10 +268,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     torch.manual_seed(cfg.seed)
     device = ddp.device
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the run folder {out}: {exc.strerror or exc}") from None
     ckpt_path = out / "checkpoint.pt"
+    for split in (cfg.eval_split, cfg.select_split, cfg.validate_split):
+        if split:
+            split_records(split)  # a missing split fails now, not after the whole run
 
-    model = build_model(cfg.arch, cfg.kwargs).to(device)
+    model = _build(cfg).to(device)
     if model.num_rates != len(cfg.lambdas):
         raise BadInputError(f"model has {model.num_rates} rates but {len(cfg.lambdas)} lambdas are configured")
     check_crops(cfg, model)
