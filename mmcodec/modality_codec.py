@@ -33,6 +33,17 @@ import torch.nn as nn
 from mmcodec.tiling import Tiling, apply_analysis, apply_synthesis
 
 Quantise = Callable[[torch.Tensor], torch.Tensor]
+# A transform-stage hook: (stage index, features) -> features (cross-modal fusion after a stage).
+FeatureHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def stage_fusion(fusion: nn.ModuleDict, features: list[torch.Tensor]) -> FeatureHook:
+    """A stage hook that fuses `features[i]` into stage i's output where `fusion` has a module
+    for stage i (the RGB-D structure-prior fusion, encoder or decoder side)."""
+
+    def fuse(i: int, f: torch.Tensor) -> torch.Tensor:
+        return fusion[str(i)](f, features[i]) if str(i) in fusion else f
+    return fuse
 
 
 class GainUnits(nn.Module):

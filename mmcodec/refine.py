@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from mmcodec.distortion import distortion
+
 # Iterations per effort level. The default level (DEFAULT_EFFORT) is the highest at which a
 # 640x480 ir-vi pair still encodes in about 2 s on the 2-core reference machine: measured
 # (scripts/effort_timing.py, idle machine) 0.9 s at effort 0 and 3.7 s at effort 1, since any
@@ -97,7 +99,6 @@ def _leaves(latents: dict) -> list[torch.Tensor]:
 def rd_cost(bits: dict[str, torch.Tensor | float], x_hat: dict[str, torch.Tensor], x: dict[str, torch.Tensor],
             valid_hw: dict[str, tuple[int, int]], lam: float, distortions: dict[str, str]) -> dict[str, torch.Tensor]:
     """Per-modality bits / pixels + lambda * D over the image area (the training objective)."""
-    from mmcodec.train.loss import distortion
     cost = {}
     for m, b in bits.items():
         h, w = valid_hw[m]

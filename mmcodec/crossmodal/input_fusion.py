@@ -6,7 +6,7 @@ decodes from its own stream.
 - "convfusion": a second analysis pipeline over the side modality (`SideAnalysis`) whose
   stage features are added to the target encoder's stages by structure-prior fusion
   (mmcodec.layers.StructurePriorFusion, with enhanced spatial attention) through
-  `crossmodal.transforms.stage_fusion`.
+  `mmcodec.modality_codec.stage_fusion`.
 - "prompt": a feature pyramid over the side modality (`ConvPyramid`) gives prompt tokens
   that join the keys and values of every attention window of the target's TCM stages.
 """
@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 from compressai.layers import ResidualBlockWithStride
 
-from mmcodec.crossmodal.transforms import FeatureHook
 from mmcodec.layers import TCMStage
 from mmcodec.layers.conv import standard_layout
+from mmcodec.modality_codec import FeatureHook
 
 
 @dataclass

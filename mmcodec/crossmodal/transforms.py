@@ -11,15 +11,15 @@ see the *decoded* reference (Lu et al., CVPR 2022; see mmcodec.models.lu2022 for
   concatenates them instead.
 - The reference decoder's stage features come from `DecoderFeatures`, a conditioning object
   for the reference's own synthesis.
-- The decoder-side variant of the RGB-D models (`stage_fusion`) adds fused features of the
-  reconstructed side modality after synthesis stages.
+- The decoder-side variant of the RGB-D models adds fused features of the reconstructed side
+  modality after synthesis stages (mmcodec.modality_codec.stage_fusion, wired in
+  mmcodec.models.rgbd_tcm).
 
 Every cross-modal module adds a residual that starts at zero (or gamma=1, beta=0), so a
 codec warm-started from separate coding starts from its behaviour.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,8 +32,6 @@ from mmcodec.latent_codecs import build_latent_codec
 from mmcodec.layers import PatchCrossAttention, analysis_transform, conv, deconv, synthesis_transform
 from mmcodec.modality_codec import GainUnits, ModalityPipeline
 from mmcodec.tiling import Tiling
-
-FeatureHook = Callable[[int, torch.Tensor], torch.Tensor]
 
 # SA placement -> (encoder stages, decoder stages) that get a cross-modal module.
 SA_PLACEMENTS = {"none": ((), ()), "1": ((), (3,)), "3": ((), (1, 2, 3)), "6": ((1, 2, 3), (1, 2, 3)),
@@ -241,12 +239,3 @@ class ConditionalCodec(ModalityPipeline, nn.Module):
         values = torch.from_numpy(values.copy())[None].to(cond.f_ref.device)
         gamma, beta = values[:, :self.align_ch, None, None], values[:, self.align_ch:, None, None]
         cond.aligned = self._aligned(cond.f_ref, gamma, beta)
-
-
-def stage_fusion(fusion: nn.ModuleDict, features: list[torch.Tensor]) -> FeatureHook:
-    """A transform-stage hook that fuses `features[i]` into stage i's output where `fusion`
-    has a module for stage i (RGB-D structure-prior fusion, encoder or decoder side)."""
-
-    def fuse(i: int, f: torch.Tensor) -> torch.Tensor:
-        return fusion[str(i)](f, features[i]) if str(i) in fusion else f
-    return fuse

@@ -32,7 +32,7 @@ Depth loss (thesis): gamma * L1 + gradient L1 + (1 - MS-SSIM), in mmcodec.train.
 chosen by the training config's `distortion: {"depth": "thesis"}`.
 
 The fusion pieces are mmcodec.crossmodal's (input_fusion: 4-channel input, structure-prior
-fusion, prompts; transforms.stage_fusion: the decoder side); this module wires them.
+fusion, prompts; transforms: the decoder side); this module wires them.
 """
 from __future__ import annotations
 
@@ -43,12 +43,11 @@ import torch.nn as nn
 from compressai.layers import ResidualBlockUpsample, ResidualBlockWithStride, conv3x3, subpel_conv3x3
 
 from mmcodec.crossmodal.input_fusion import ConvPyramid, SideAnalysis, SideCondition, four_channel_input
-from mmcodec.crossmodal.transforms import FeatureHook, stage_fusion
 from mmcodec.latent_codecs.tcm_slices import SliceLatentCodec
 from mmcodec.layers.conv import standard_layout
 from mmcodec.layers.tcm import StructurePriorFusion, TCMStage
 from mmcodec.modalities import CHANNELS
-from mmcodec.modality_codec import GainUnits, ModalityPipeline
+from mmcodec.modality_codec import FeatureHook, GainUnits, ModalityPipeline, stage_fusion
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.tiling import Tiling
 
