@@ -9,7 +9,7 @@ al. 2021) and training samples a rate per image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from compressai.models.base import CompressionModel
@@ -22,15 +22,6 @@ class CompressedPair:
     streams: dict[str, list[bytes]]            # per modality: its byte strings
     x_hat: dict[str, torch.Tensor]             # the reconstruction the decoder will produce
     side: bytes = b""                          # model side information, counted in the file
-
-
-@dataclass
-class PairModelConfig:
-    """Constructor arguments, stored in each installed model's manifest."""
-
-    arch: str
-    modalities: tuple[str, ...]
-    kwargs: dict = field(default_factory=dict)
 
 
 class PairModel(CompressionModel):
