@@ -275,3 +275,28 @@ def test_codec_corrupted_side_and_wrong_reference_fail_cleanly(installed_codec):
     for only in (None, "ir"):
         with pytest.raises(BitstreamError):
             installed_codec.decompress(pack(swapped), only=only)
+
+
+def test_paper_preset_builds_codes_and_trains():
+    """preset="paper": N = M = 192, autoregressive context both sides, window 8 (issue 24)."""
+    from mmcodec.train.loss import rd_loss
+    torch.manual_seed(0)
+    model = Lu2022(preset="paper", num_rates=2)
+    assert model.codecs["ir"].latent_codec.__class__.__name__ == "AutoregressiveMeanScale"
+    assert model.codecs["rgb"].latent_codec.__class__.__name__ == "AutoregressiveMeanScale"
+    assert model.codecs["ir"].decoder_cross["1"].window == 8 and model.codecs["ir"].g_a[0].out_channels == 192
+    x = {"rgb": torch.rand(1, 3, 64, 64), "ir": torch.rand(1, 1, 64, 64)}
+    optimiser = torch.optim.Adam(model.stage_parameters("joint"), lr=1e-4)
+    loss = rd_loss(model(x, torch.tensor([1])), x, torch.tensor([0.01]))["loss"]
+    loss.backward()
+    optimiser.step()
+    assert torch.isfinite(loss)
+    model.update(force=True)
+    model.eval()
+    coded = model.compress(x, 1)
+    decoded = model.decompress(coded.streams, coded.side, {"rgb": (64, 64), "ir": (64, 64)}, 1)
+    for m in x:
+        assert torch.equal(decoded[m], coded.x_hat[m])
+    with pytest.raises(ValueError, match="preset"):
+        Lu2022(preset="huge")
+    assert Lu2022(preset="paper", N=32, M=48).codecs["ir"].g_a[0].out_channels == 32   # explicit kwargs win

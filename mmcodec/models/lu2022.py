@@ -56,7 +56,7 @@ as the plain hyperprior (their context network's last layer is zero), so a separ
 "hyperprior" checkpoint warm-starts every shared tensor of either codec.
 
 Sizes: the CPU preset (N=64, M=96) matches the separate baseline; the paper uses N=192
-(`PRESETS["paper"]`). Cost is dominated by the full-resolution alignment features
+(`preset="paper"`, which also selects the autoregressive context and window 8). Cost is dominated by the full-resolution alignment features
 (align_ch channels at every pixel): with align_ch=64 a 640x480 pair needs about 6x the MACs
 of separate coding; `align_ch=32` roughly halves that.
 
@@ -75,13 +75,19 @@ from mmcodec.modalities import CHANNELS
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.single import SingleModalityCodec
 
-# Constructor kwargs. "cpu" matches the separate baseline's widths; "cpu_fast" halves the
+# Size and entropy-model presets (`preset` kwarg; any explicit kwarg overrides its value).
+# "cpu" (the default) matches the separate baseline's widths; "cpu_fast" halves the
 # full-resolution alignment features, which dominate the cost (about 2.3x faster training
-# steps, side info 128 bytes); "paper" is N=192 as in Lu et al.
-PRESETS = {
-    "cpu": {"N": 64, "M": 96, "align_ch": 64, "sa_dim": 48},
-    "cpu_fast": {"N": 64, "M": 96, "align_ch": 32, "sa_dim": 48},
-    "paper": {"N": 192, "M": 192, "align_ch": 64, "sa_dim": 192},
+# steps, side info 128 bytes); "paper" is Lu et al.'s setting: N = M = 192, Minnen 2018
+# autoregressive context for both modalities, CA + 3 SA with patch 2, window 8, 3 heads
+# (supplement), alignment width 64.
+PRESETS: dict[str, dict] = {
+    "cpu": {"N": 64, "M": 96, "align_ch": 64, "sa_dim": 48, "window": 4, "heads": 3,
+            "context": "hyperprior", "reference_context": "hyperprior"},
+    "cpu_fast": {"N": 64, "M": 96, "align_ch": 32, "sa_dim": 48, "window": 4, "heads": 3,
+                 "context": "hyperprior", "reference_context": "hyperprior"},
+    "paper": {"N": 192, "M": 192, "align_ch": 64, "sa_dim": 192, "window": 8, "heads": 3,
+              "context": "autoregressive", "reference_context": "autoregressive"},
 }
 
 
@@ -97,20 +103,31 @@ class Lu2022(PairModel):
         sa: "3", "1", "6", "featcat" or "none" (see module docstring).
         window, heads, sa_dim: window cross-attention parameters (M=4 in the paper's text).
         align_ch: channels of the alignment features (64 in the paper).
-        ratio: reference resolution / current resolution (1, or 2 for visible at twice IR).
+        ratio: reference resolution / current resolution (1, or 2 for visible at twice IR;
+            the reference must then be the visible image: the supplement's reverse direction
+            with an infrared reference at ratio 2 is refused with a ValueError).
         reference_widths: [N, M] of the reference codec if it differs from the current one.
         context: spatial context of the current modality's entropy model: "hyperprior",
             "checkerboard" or "autoregressive" (see module docstring).
         reference_context: the same for the reference codec (a `SingleModalityCodec`,
             default "hyperprior" like the separate baseline it is warm-started from).
+        preset: "cpu" (default), "cpu_fast" or "paper" (PRESETS); explicit sizes and
+            contexts override the preset's.
     """
 
-    def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), reference: str = "rgb", N: int = 64,
-                 M: int = 96, num_rates: int = 4, ca: str = "ca", sa: str = "3", window: int = 4,
-                 heads: int = 3, sa_dim: int = 48, align_ch: int = 64, ratio: int = 1,
-                 reference_widths: list[int] | None = None, context: str = "hyperprior",
-                 reference_context: str = "hyperprior") -> None:
+    def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), reference: str = "rgb", N: int | None = None,
+                 M: int | None = None, num_rates: int = 4, ca: str = "ca", sa: str = "3", window: int | None = None,
+                 heads: int | None = None, sa_dim: int | None = None, align_ch: int | None = None, ratio: int = 1,
+                 reference_widths: list[int] | None = None, context: str | None = None,
+                 reference_context: str | None = None, preset: str = "cpu") -> None:
         super().__init__()
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        given = {"N": N, "M": M, "window": window, "heads": heads, "sa_dim": sa_dim, "align_ch": align_ch,
+                 "context": context, "reference_context": reference_context}
+        cfg = {**PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+        N, M, window, heads, sa_dim, align_ch = (cfg[k] for k in ("N", "M", "window", "heads", "sa_dim", "align_ch"))
+        context, reference_context = cfg["context"], cfg["reference_context"]
         self.modalities = tuple(modalities)
         if len(self.modalities) != 2 or reference not in self.modalities:
             raise ValueError(f"reference {reference!r} must be one of a pair, got {self.modalities}")
