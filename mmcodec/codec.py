@@ -34,6 +34,15 @@ from mmcodec.tiling import check_tile_option, plan_tiling
 ImageSource = str | os.PathLike | np.ndarray | ModalityImage
 
 
+# What decoding a damaged payload can raise once the header checks have passed: the stream
+# parsers' ValueError (wrong part count, side information a codec does not take), torch's
+# RuntimeError (tensors whose decoded shapes or values do not fit), OverflowError (huge
+# decoded values). Anything else (TypeError, KeyError, AttributeError, ...) is a bug and
+# must surface as an internal error, not be blamed on the file. The rANS decoder itself does
+# not raise on garbage (it desynchronises; the reconstruction CRC catches that).
+_BAD_PAYLOAD = (ValueError, RuntimeError, OverflowError)
+
+
 def _recon_crc(arr: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(arr).tobytes()) & 0xFFFFFFFF
 
@@ -268,9 +277,9 @@ class Codec:
                     entropy_parameter_path(self.model, c.exact_params):
                 x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
                                               **({"tiling": c.tiling} if c.tiling else {}))
-        except MMCodecError:
-            raise
-        except Exception as exc:  # a corrupted payload can make the model fail anywhere
+        except (NotImplementedError, RecursionError):
+            raise  # RuntimeErrors that only code can cause
+        except _BAD_PAYLOAD as exc:
             raise BitstreamError(f"corrupted payload: decoding failed ({type(exc).__name__})") from None
         result = {}
         for m, t in x_hat.items():

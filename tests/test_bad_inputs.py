@@ -259,6 +259,31 @@ def test_api_wrong_model_for_stream(tiny_env):
         mmcodec.decompress(_restamped(blob, quality=0))
 
 
+def test_a_bug_while_decoding_is_not_blamed_on_the_stream(tiny_env, monkeypatch, tmp_path, capsys):
+    """What a damaged payload makes the model raise (ValueError, RuntimeError) is a corrupted
+    payload (exit 2); any other exception is a bug and stays an internal error (exit 1)."""
+    blob = mmcodec.load("ir-vi/tiny").compress(rgb=smooth_image(64, 64, 3, 1), ir=smooth_image(64, 64, 1, 2))
+    model_class = type(mmcodec.load("ir-vi/tiny").model)
+
+    def raising(exc: Exception):
+        def decompress(*args, **kwargs):
+            raise exc
+        return decompress
+    for exc in (ValueError("expected 2 strings (y, z), got 3"), RuntimeError("shape mismatch")):
+        monkeypatch.setattr(model_class, "decompress", raising(exc))
+        with pytest.raises(BitstreamError, match=rf"corrupted payload: decoding failed \({type(exc).__name__}\)"):
+            mmcodec.decompress(blob)
+    for exc in (KeyError("codecs"), AttributeError("no attribute 'g_s'"), NotImplementedError("tiling")):
+        monkeypatch.setattr(model_class, "decompress", raising(exc))
+        with pytest.raises(type(exc)):
+            mmcodec.decompress(blob)
+    path = tmp_path / "pair.mmc"
+    path.write_bytes(blob)
+    code = main(["decompress", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("mmcodec: internal error: NotImplementedError") and err.count("\n") == 1, err
+
+
 # -- disk full ---------------------------------------------------------------------------------
 def _fill_disk_after(limit: int):
     """A write function that stores `limit` bytes and then fails like a full disk."""
