@@ -1,5 +1,6 @@
 """The real `mmcodec` command in a subprocess: commands, --json, folder mode, exit codes."""
 import json
+import os
 
 import numpy as np
 from PIL import Image
@@ -13,6 +14,40 @@ def test_models_json_lists_names_modalities_qualities(cli):
     models = {m["name"]: m for m in json.loads(r.stdout)}
     assert models["ir-vi/tiny"]["modalities"] == ["rgb", "ir"]
     assert models["ir-vi/tiny"]["qualities"] == [1, 2]
+
+
+def test_a_malformed_manifest_is_reported_not_hidden(cli, tiny_model_dir, synthetic_pair_dir, tmp_path, capsys,
+                                                      monkeypatch) -> None:
+    """A broken manifest on the model path: `mmcodec models` still lists the good models and
+    warns in one line naming the file and the reason; asking for that model is a one-line
+    error (exit 2)."""
+    from mmcodec.cli import main
+    broken = tmp_path / "models"
+    broken.mkdir()
+    (broken / "ir-vi__broken.json").write_text('{"name": "ir-vi/broken", "arch": ')
+    (broken / "ir-vi__broken.safetensors").write_bytes(b"")
+    (broken / "ir-vi__nolambdas.json").write_text('{"name": "ir-vi/nolambdas", "arch": "separate", '
+                                                  '"modalities": ["rgb", "ir"]}')
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", f"{tiny_model_dir}{os.pathsep}{broken}")
+    assert main(["models", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert {m["name"] for m in json.loads(out)} >= {"ir-vi/tiny", "rgb-d/tiny"}
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("mmcodec: warning: skipped malformed model manifest ")
+                                   for line in lines), err
+    assert str(broken / "ir-vi__broken.json") in lines[0] and "not valid JSON" in lines[0]
+    assert str(broken / "ir-vi__nolambdas.json") in lines[1] and "missing 'lambdas'" in lines[1]
+    vi, ir = synthetic_pair_dir / "vi" / "pair0.png", synthetic_pair_dir / "ir" / "pair0.png"
+    code = main(["compress", "--rgb", str(vi), "--ir", str(ir), "-o", str(tmp_path / "x.mmc"), "--model", "ir-vi/broken"])
+    err = capsys.readouterr().err  # the warnings were given once per process, above
+    assert code == 2 and err.startswith("mmcodec: error: model 'ir-vi/broken' is not installed") \
+        and err.count("\n") == 1, err
+    # A fresh process: the warning that explains it, then the one-line error.
+    r = cli("compress", "--rgb", vi, "--ir", ir, "-o", tmp_path / "y.mmc", "--model", "ir-vi/broken",
+            env={"MMCODEC_MODEL_PATH": str(broken)})
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 3 and "ir-vi__broken.json: not valid JSON" in lines[0], r.stderr
+    assert lines[2].startswith("mmcodec: error: model 'ir-vi/broken' is not installed"), r.stderr
 
 
 def test_compress_info_decompress_pair(cli, synthetic_pair_dir, tmp_path):

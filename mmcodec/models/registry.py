@@ -102,25 +102,61 @@ def model_dirs() -> list[Path]:
 
 
 def read_manifest(manifest: Path) -> InstalledModel:
-    """The installed model a `<name>.json` manifest describes (weights beside it)."""
-    m = json.loads(Path(manifest).read_text())
+    """The installed model a `<name>.json` manifest describes (weights beside it); a file
+    that is not a well-formed manifest raises UnknownModelError naming it and the reason."""
+    path = Path(manifest)
+
+    def malformed(reason: str) -> UnknownModelError:
+        return UnknownModelError(f"malformed model manifest {path}: {reason}")
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise malformed(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise malformed(f"cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not isinstance(m, dict):
+        raise malformed(f"expected a JSON object, got {type(m).__name__}")
+    missing = [k for k in ("name", "arch", "modalities", "lambdas") if k not in m]
+    if missing:
+        raise malformed(f"missing {', '.join(repr(k) for k in missing)}")
+    expected = {"name": str, "arch": str, "kwargs": dict, "modalities": list, "lambdas": list, "default": bool,
+                "description": str, "budget": dict}
+    wrong = [k for k, kind in expected.items() if k in m and not isinstance(m[k], kind)]
+    if wrong:
+        raise malformed(f"{wrong[0]!r} must be a JSON {expected[wrong[0]].__name__}, got {m[wrong[0]]!r}")
+    if not m["lambdas"] or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in m["lambdas"]):
+        raise malformed(f"'lambdas' must be a non-empty list of numbers, got {m['lambdas']!r}")
     return InstalledModel(m["name"], m["arch"], m.get("kwargs", {}), list(m["modalities"]), list(m["lambdas"]),
-                          Path(manifest).with_suffix(".safetensors"), bool(m.get("default", False)),
+                          path.with_suffix(".safetensors"), bool(m.get("default", False)),
                           m.get("description", ""), m.get("budget", {}))
 
 
+_WARNED: set[tuple[str, str]] = set()   # (manifest, problem) already reported by this process
+
+
 def installed_models() -> list[InstalledModel]:
+    """Every model with a well-formed manifest and its weights in the model directories. A
+    manifest that cannot be used is skipped with a one-line warning on stderr (once per
+    process), so that a broken file does not silently hide a model."""
+    import sys
     seen: dict[str, InstalledModel] = {}
     for d in model_dirs():
         if not d.is_dir():
             continue
         for manifest in sorted(d.glob("*.json")):
+            problem = None
             try:
                 model = read_manifest(manifest)
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # not a manifest of ours
-            if model.weights_path.is_file():
+            except UnknownModelError as exc:
+                problem = str(exc)
+            else:
+                if not model.weights_path.is_file():
+                    problem = f"model manifest {manifest}: weights {model.weights_path.name} not found"
+            if problem is None:
                 seen[model.name] = model
+            elif (str(manifest), problem) not in _WARNED:
+                _WARNED.add((str(manifest), problem))
+                print(f"mmcodec: warning: skipped {problem}", file=sys.stderr)
     return list(seen.values())
 
 
