@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mmcodec.crossmodal.entropy_context import CrossModalSliceCodec
+from mmcodec.data.images import load_modality
 from mmcodec.latent_codecs import ChannelSliceCodec, split_channels
 from mmcodec.layers import AgentAttention, AgentFusionBlock, LiteTransformer
 from mmcodec.models.ccem import CCEM, rgb_to_yuv420, yuv420_to_rgb
@@ -240,6 +241,27 @@ def test_installed_model_through_the_container(tmp_path, monkeypatch):
     full = codec.decompress(blob)                    # raises if a CRC differs
     only = codec.decompress(blob, only="ir")
     assert full["rgb"].shape == (70, 100, 3) and np.array_equal(only["ir"], full["ir"])
+
+
+def test_thread_count_changes_neither_the_stream_nor_the_decoded_image(tmp_path, monkeypatch):
+    """Tiny CCEM in the normal suite (the fresh-process version below is `slow`): encoding
+    with 1 and with 2 torch threads writes the same bytes, and decoding with the other thread
+    count gives the encoder's reconstruction. Attention, softmax and the YUV conversion must
+    all run under the codec's single-thread guard."""
+    codec = _install_tiny(tmp_path, monkeypatch)
+    images = {"rgb": load_modality("rgb", smooth_image(128, 192, 3, 7)),
+              "ir": load_modality("ir", smooth_image(128, 192, 1, 8))}
+    effort = codec.resolve_effort(None)  # the effort compress() uses
+    coded = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)   # conftest restores the count after the test
+        coded[threads] = codec.encode(images, effort=effort)
+    assert coded[1][0] == coded[2][0]
+    for threads, other in ((1, 2), (2, 1)):
+        torch.set_num_threads(other)
+        decoded = codec.decompress(coded[threads][0])
+        assert decoded.keys() == coded[threads][1].keys()
+        assert all(np.array_equal(decoded[m], coded[threads][1][m]) for m in decoded)
 
 
 @pytest.mark.slow
