@@ -4,7 +4,8 @@ import pytest
 
 import mmcodec
 from mmcodec.bitstream import unpack
-from mmcodec.models.registry import PACKAGE_WEIGHTS, installed_models
+from mmcodec.data.pairs import LAYOUTS
+from mmcodec.models.registry import PACKAGE_WEIGHTS, find_model, installed_models
 
 from conftest import smooth_image
 
@@ -12,8 +13,14 @@ SHIPPED = [m for m in installed_models() if m.weights_path.parent == PACKAGE_WEI
 
 
 def test_each_pair_type_has_a_shipped_default():
-    defaults = {m.pair for m in SHIPPED if m.default}
-    assert "ir-vi" in defaults
+    """Every pair type (ir-vi and rgb-d) has exactly one shipped default, the one
+    `mmcodec.load(pair=...)` picks when the model path adds nothing."""
+    for pair in LAYOUTS:
+        defaults = [m.name for m in SHIPPED if m.pair == pair and m.default]
+        assert len(defaults) == 1, (pair, defaults)
+        found = find_model(pair=pair)
+        if found.weights_path.parent == PACKAGE_WEIGHTS:  # a user model path may add a default
+            assert found.name == defaults[0], pair
 
 
 @pytest.mark.parametrize("model", SHIPPED, ids=lambda m: m.name)
