@@ -2,6 +2,10 @@
 
 Everything here is generated in code; real data (../shared/data) is only used by tests that
 skip when it is absent.
+
+Test modules import the helpers as `from conftest import ...` (pytest puts tests/ on
+sys.path), never as `tests.conftest`: that name would load this file a second time as a
+different module, with its own copies of the fixtures and constants.
 """
 from __future__ import annotations
 

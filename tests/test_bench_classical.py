@@ -7,7 +7,8 @@ import pytest
 from mmcodec.bench.classical import CODECS, RANGE_SIDE_BYTES, get_codec
 from mmcodec.bench.metrics import psnr
 from mmcodec.errors import BadInputError
-from tests.conftest import smooth_image
+
+from conftest import smooth_image
 
 
 @pytest.mark.parametrize("name", list(CODECS))

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from mmcodec.cli import build_parser
-from tests.conftest import smooth_image
+
+from conftest import smooth_image
 
 FAST = ["--rates", "jpeg=10,30,60,90", "--rates", "webp=5,30,60,90"]
 

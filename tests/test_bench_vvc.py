@@ -17,7 +17,8 @@ from PIL import Image
 from mmcodec.bench import classical as C
 from mmcodec.bench import metrics as M
 from mmcodec.errors import BadInputError
-from tests.conftest import smooth_image
+
+from conftest import smooth_image
 
 pytest.importorskip("imageio_ffmpeg", reason="vvc needs imageio-ffmpeg (requirements.lock)")
 

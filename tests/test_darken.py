@@ -9,7 +9,8 @@ from mmcodec.data.pairs import find_pairs
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import load_config
 from mmcodec.train.trainer import train
-from tests.conftest import tiny_train_config
+
+from conftest import tiny_train_config
 
 
 def _crops(pairs, darken=None, seed=3):

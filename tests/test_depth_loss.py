@@ -18,7 +18,8 @@ from mmcodec.train.config import TrainConfig, load_config
 from mmcodec.train.loss import (THESIS_GAMMA, THESIS_SCALE, depth_valid_mask, masked_gradient_l1, masked_l1,
                                 ms_ssim, msssim_scales, rd_loss, thesis_distortion)
 from mmcodec.train.trainer import train
-from tests.conftest import TINY, smooth_image
+
+from conftest import TINY, smooth_image
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

@@ -6,11 +6,12 @@ import math
 import numpy as np
 from PIL import Image
 
+from mmcodec.bench.learned import evaluate_codec
 from mmcodec.codec import Codec
 from mmcodec.data.pairs import PairRecord
 from mmcodec.models.registry import find_model
-from mmcodec.bench.learned import evaluate_codec
-from tests.conftest import smooth_image
+
+from conftest import smooth_image
 
 
 def test_depth_rmse_and_mae_are_in_input_units(tiny_env, tmp_path):

@@ -11,7 +11,8 @@ import mmcodec.train.trainer as trainer
 from mmcodec.errors import TrainingDivergedError
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.loss import rd_loss
-from tests.conftest import tiny_train_config
+
+from conftest import tiny_train_config
 
 
 def config(tmp_path: Path, data: Path) -> TrainConfig:

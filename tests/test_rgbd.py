@@ -319,7 +319,7 @@ def test_fusion_training_with_frozen_codecs(tmp_path):
 
     from mmcodec.train.config import TrainConfig
     from mmcodec.train.trainer import train
-    from tests.conftest import smooth_image
+    from conftest import smooth_image
     root = tmp_path / "rgbd"
     (root / "rgb").mkdir(parents=True)
     (root / "depth").mkdir()

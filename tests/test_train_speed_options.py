@@ -10,7 +10,8 @@ from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig
 import mmcodec.train.trainer as trainer
 from mmcodec.train.trainer import bf16_forward, resolve_autocast, train
-from tests.conftest import tiny_train_config
+
+from conftest import tiny_train_config
 
 
 def config(tmp_path: Path, data: Path, **extra) -> TrainConfig:
