@@ -16,7 +16,7 @@ import torch
 from mmcodec.data.images import load_modality
 from mmcodec.data.pairs import standard_split
 from mmcodec.models.registry import find_model
-from mmcodec.train.loss import MSE_SCALE, thesis_distortion
+from mmcodec.distortion import MSE_SCALE, thesis_distortion
 
 CROP = 128
 torch.set_num_threads(1)

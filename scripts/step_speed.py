@@ -28,7 +28,8 @@ from mmcodec.modalities import CHANNELS
 from mmcodec.models.registry import build_model
 from mmcodec.train.config import load_config
 from mmcodec.train.loss import rd_loss
-from mmcodec.train.trainer import bf16_forward, optimisation_step
+from mmcodec.train.precision import bf16_forward
+from mmcodec.train.trainer import optimisation_step
 
 
 def make_step(model, modalities: list[str], autocast: bool, lambdas: torch.Tensor):

@@ -40,14 +40,14 @@ def test_a_malformed_manifest_is_reported_not_hidden(cli, tiny_model_dir, synthe
     vi, ir = synthetic_pair_dir / "vi" / "pair0.png", synthetic_pair_dir / "ir" / "pair0.png"
     code = main(["compress", "--rgb", str(vi), "--ir", str(ir), "-o", str(tmp_path / "x.mmc"), "--model", "ir-vi/broken"])
     err = capsys.readouterr().err  # the warnings were given once per process, above
-    assert code == 2 and err.startswith("mmcodec: error: model 'ir-vi/broken' is not installed") \
-        and err.count("\n") == 1, err
+    assert code == 2 and err.startswith("mmcodec: error: malformed model manifest ") \
+        and "ir-vi__broken.json: not valid JSON" in err and err.count("\n") == 1, err
     # A fresh process: the warning that explains it, then the one-line error.
     r = cli("compress", "--rgb", vi, "--ir", ir, "-o", tmp_path / "y.mmc", "--model", "ir-vi/broken",
             env={"MMCODEC_MODEL_PATH": str(broken)})
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 3 and "ir-vi__broken.json: not valid JSON" in lines[0], r.stderr
-    assert lines[2].startswith("mmcodec: error: model 'ir-vi/broken' is not installed"), r.stderr
+    assert lines[2].startswith("mmcodec: error: malformed model manifest "), r.stderr
 
 
 def test_compress_info_decompress_pair(cli, synthetic_pair_dir, tmp_path):

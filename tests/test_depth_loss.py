@@ -15,8 +15,9 @@ from mmcodec.bench.metrics import ms_ssim as reference_ms_ssim
 from mmcodec.data.images import HOLE_FLOOR, load_modality
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig, load_config
-from mmcodec.train.loss import (THESIS_GAMMA, THESIS_SCALE, depth_valid_mask, masked_gradient_l1, masked_l1,
-                                ms_ssim, msssim_scales, rd_loss, thesis_distortion)
+from mmcodec.distortion import (THESIS_GAMMA, THESIS_SCALE, depth_valid_mask, masked_gradient_l1, masked_l1,
+                                ms_ssim, msssim_scales, thesis_distortion)
+from mmcodec.train.loss import rd_loss
 from mmcodec.train.trainer import train
 
 from conftest import TINY, smooth_image

@@ -200,7 +200,7 @@ def test_only_reference_reads_only_its_stream():
 def test_reference_keys_match_separate_coding_and_warm_start(tmp_path):
     from mmcodec.models.registry import save_weights
     from mmcodec.models.separate import SeparateCoding
-    from mmcodec.train.trainer import warm_start
+    from mmcodec.train.warm_start import warm_start
     torch.manual_seed(1)
     separate = SeparateCoding(("rgb", "ir"), N=16, M=24, num_rates=4)
     model = tiny_model()

@@ -16,7 +16,8 @@ from PIL import Image
 from mmcodec.layers import PromptedTCMBlock, StructurePriorFusion, SwinBlock, TCMBlock
 from mmcodec.models.registry import build_model, install_model
 from mmcodec.models.rgbd_tcm import PRESETS, RGBDTCM, TCMCodec
-from mmcodec.train.loss import rd_loss, thesis_distortion
+from mmcodec.distortion import thesis_distortion
+from mmcodec.train.loss import rd_loss
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # (variant, decoder_side): every pair model the configs can build.
@@ -201,7 +202,7 @@ def test_warm_start_keys_match_separate():
 def test_concat4_warm_start_computes_what_the_baseline_did(tmp_path):
     """The 4-channel input conv gets the baseline kernel plus zeros for the side channel, so
     a warm-started concat4 model reproduces the separate model it came from."""
-    from mmcodec.train.trainer import warm_start
+    from mmcodec.train.warm_start import warm_start
     base = tiny("separate").eval()
     torch.save({"model": base.state_dict()}, tmp_path / "base.pt")
     model = tiny("concat4").eval()

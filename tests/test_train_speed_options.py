@@ -8,8 +8,11 @@ import torch
 
 from mmcodec.errors import BadInputError
 from mmcodec.train.config import TrainConfig
-import mmcodec.train.trainer as trainer
-from mmcodec.train.trainer import bf16_forward, resolve_autocast, train
+import mmcodec.train.precision as precision
+from mmcodec.models.registry import build_model
+from mmcodec.train.precision import bf16_forward, resolve_autocast
+from mmcodec.train.schedule import check_crops
+from mmcodec.train.trainer import train
 
 from conftest import tiny_train_config
 
@@ -34,7 +37,7 @@ def test_bf16_forward_returns_float32_and_runs_in_bfloat16():
 
 
 def test_training_with_bf16_autocast_records_the_option(synthetic_pair_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer, "native_bf16", lambda device: True)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     result = train(config(tmp_path, synthetic_pair_dir, autocast="bf16"), progress=False)
     assert result["budget"]["speed_options"] == {"autocast": "bf16", "compile": False}
     assert result["budget"]["steps"] == 3
@@ -46,7 +49,7 @@ def test_unknown_autocast_is_refused(synthetic_pair_dir, tmp_path):
 
 
 def test_bf16_falls_back_to_float32_where_it_would_be_emulated(synthetic_pair_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer, "native_bf16", lambda device: False)
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
     assert resolve_autocast(None, torch.device("cpu")) is None
     result = train(config(tmp_path, synthetic_pair_dir, autocast="bf16"), progress=False)
     assert result["budget"]["speed_options"] == {"autocast": None, "compile": False, "autocast_requested": "bf16"}
@@ -54,8 +57,8 @@ def test_bf16_falls_back_to_float32_where_it_would_be_emulated(synthetic_pair_di
 
 
 def test_native_bf16_is_assumed_off_the_cpu():
-    assert trainer.native_bf16(torch.device("cuda"))
-    assert isinstance(trainer.native_bf16(torch.device("cpu")), bool)
+    assert precision.native_bf16(torch.device("cuda"))
+    assert isinstance(precision.native_bf16(torch.device("cpu")), bool)
 
 
 def test_a_crop_the_model_cannot_tile_is_refused_before_training(synthetic_pair_dir, tmp_path):
@@ -67,13 +70,13 @@ def test_a_crop_the_model_cannot_tile_is_refused_before_training(synthetic_pair_
 
 def test_a_run_ending_on_crops_with_a_one_pixel_hyper_latent_warns(synthetic_pair_dir, tmp_path, capsys):
     cfg = config(tmp_path, synthetic_pair_dir)
-    model = trainer.build_model(cfg.arch, cfg.kwargs)
+    model = build_model(cfg.arch, cfg.kwargs)
     multiple = model.padding_multiple("rgb")
     cfg = config(tmp_path, synthetic_pair_dir, crop=multiple, crop_schedule=[])
-    trainer.check_crops(cfg, model)
+    check_crops(cfg, model)
     assert "1x1 hyper-latent" in capsys.readouterr().err
     cfg = config(tmp_path, synthetic_pair_dir, crop=multiple, crop_schedule=[[1, 2 * multiple]])
-    trainer.check_crops(cfg, model)
+    check_crops(cfg, model)
     assert "hyper-latent" not in capsys.readouterr().err
 
 

@@ -174,6 +174,11 @@ def find_model(name: str | None = None, pair: str | None = None) -> InstalledMod
     for m in models:
         if m.name == name:
             return m
+    for d in model_dirs():   # a manifest of that name that could not be used: say why
+        manifest = d / (name.replace("/", "__") + ".json")
+        if manifest.is_file():
+            model = read_manifest(manifest)          # raises the malformed-manifest error
+            raise UnknownModelError(f"model {name!r}: weights {model.weights_path} not found")
     known = ", ".join(sorted(m.name for m in models)) or "none"
     raise UnknownModelError(f"model {name!r} is not installed (installed: {known})")
 

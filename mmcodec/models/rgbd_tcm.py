@@ -28,7 +28,7 @@ and fusion modules start as the identity, so `init_from=<rgb-d/separate>` copies
 baseline (the 4-channel input conv of "concat4" excepted); stage "fusion" trains only the
 fusion parts (the thesis freezes the depth codec for convfusion).
 
-Depth loss (thesis): gamma * L1 + gradient L1 + (1 - MS-SSIM), in mmcodec.train.loss and
+Depth loss (thesis): gamma * L1 + gradient L1 + (1 - MS-SSIM), in mmcodec.distortion and
 chosen by the training config's `distortion: {"depth": "thesis"}`.
 
 The fusion pieces are mmcodec.crossmodal's (input_fusion: 4-channel input, structure-prior

@@ -49,11 +49,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mmcodec.distortion import DISTORTIONS
 from mmcodec.errors import BadInputError
 from mmcodec.modalities import CHANNELS
 
-# Names only (no torch import): config loading stays light.
-DISTORTIONS = ("mse", "thesis")
 THESIS_MODALITIES = ("depth",)
 JOINT_OBJECTIVE_WEIGHT = 5.0   # w in Lu et al.'s L_v + w|L_i - L_i*|
 SCHEDULES = ("cosine", "constant")

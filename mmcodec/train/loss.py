@@ -9,8 +9,7 @@ import math
 
 import torch
 
-from mmcodec.distortion import (MSE_SCALE, THESIS_GAMMA, THESIS_SCALE, depth_valid_mask, distortion,  # noqa: F401
-                                masked_gradient_l1, masked_l1, ms_ssim, msssim_scales, thesis_distortion)
+from mmcodec.distortion import MSE_SCALE, distortion
 
 def bits_per_pixel(likelihoods: dict[str, torch.Tensor], num_pixels: int) -> torch.Tensor:
     """Per-sample bpp from a dict of likelihood tensors (B, ...)."""

@@ -10,16 +10,11 @@ frozen copy of the model as loaded (see mmcodec.train.config).
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import csv
 import json
-import math
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,71 +25,17 @@ from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import split_records
 from mmcodec.errors import BadInputError, TrainingDivergedError
 from mmcodec.files import atomic_output
-from mmcodec.models.registry import build_model, find_model, install_model, load_weights, read_manifest
+from mmcodec.models.registry import build_model, install_model, load_weights
 from mmcodec.quality import psnr_from_mse
 from mmcodec.train.campaign import after_training
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
 from mmcodec.train.loss import joint_objective_loss, rd_loss
+from mmcodec.train.precision import bf16_forward, resolve_autocast
+from mmcodec.train.schedule import check_crops, crop_and_batch_at, lr_at
+from mmcodec.train.warm_start import frozen_pretrained_copy, replayed_random_state, shipped_manifest, warm_start
 
 JOINT_LOG_COLUMNS = ("loss_reference", "loss_current", "loss_current_frozen", "current_gap")
-
-
-def lr_at(step: int, cfg: TrainConfig, segment_start: int, budget_used: float | None = None) -> float:
-    """Linear warm-up, then decay to lr*lr_min_factor over the current segment (cosine, or
-    constant when cfg.schedule == "constant"). With a CPU budget, the decay follows the
-    fraction of the budget used instead of the step count."""
-    span = max(cfg.steps - segment_start, 1)
-    t = step - segment_start
-    warm = cfg.warmup if segment_start == 0 else min(cfg.warmup, 50)
-    if t < warm:
-        return cfg.lr * (t + 1) / warm
-    if cfg.schedule == "constant":
-        return cfg.lr
-    frac = budget_used if budget_used is not None else (t - warm) / max(span - warm, 1)
-    frac = min(max(frac, 0.0), 1.0)
-    lo = cfg.lr * cfg.lr_min_factor
-    return lo + 0.5 * (cfg.lr - lo) * (1 + math.cos(math.pi * frac))
-
-
-def crop_at(step: int, cfg: TrainConfig) -> int:
-    """Crop size for this step: the last crop_schedule entry whose step has been reached."""
-    return crop_and_batch_at(step, cfg)[0]
-
-
-def crop_and_batch_at(step: int, cfg: TrainConfig) -> tuple[int, int]:
-    """(crop, batch) for this step. A crop_schedule entry is [step, crop] or [step, crop, batch];
-    an entry without a batch keeps cfg.batch. Larger crops late in training give the hyperprior a
-    larger hyper-latent to learn from; a smaller batch keeps the pixels per step (the cost) equal."""
-    crop, batch = cfg.crop, cfg.batch
-    for start, size, *rest in cfg.crop_schedule:
-        if step >= start:
-            crop, batch = size, (rest[0] if rest else cfg.batch)
-    return crop, batch
-
-
-def check_crops(cfg: TrainConfig, model: torch.nn.Module) -> None:
-    """Every crop the run will use must be a multiple of each modality's padding multiple (the
-    model's total downsampling), or the window attention fails deep inside a forward pass."""
-    used = {crop_at(s, cfg) for s in [0, *(entry[0] for entry in cfg.crop_schedule)] if s < max(cfg.steps, 1)}
-    for m in cfg.modalities:
-        multiple = model.padding_multiple(m)
-        bad = sorted(c for c in used if c % multiple)
-        if bad:
-            raise BadInputError(f"crop {bad[0]} does not suit {cfg.arch}: {m} crops must be multiples of {multiple}")
-    # A crop equal to the total downsampling leaves a 1x1 hyper-latent: the hyper path then sees
-    # only padding and the entropy model learns the crop's borders. Cheap early steps on such
-    # crops help, but a run that ends on them codes whole images worse than it codes crops
-    # (issue 6: +300 steps on 64-px crops doubled a LIC-TCM depth codec's bits on 512x384 images).
-    last = crop_at(max(cfg.steps - 1, 0), cfg)
-    if cfg.steps > 0 and any(last <= model.padding_multiple(m) for m in cfg.modalities):
-        print(f"warning: this run ends on {last}-px crops, which leave {cfg.arch} a 1x1 hyper-latent; "
-              "its rates on whole images may grow (end on crops of at least twice that: "
-              "scripts/context_size_probe.py measures it)", file=sys.stderr)
-
-
-def _gained_input_channels(own: torch.Size, source: torch.Size) -> bool:
-    return len(own) == len(source) == 4 and own[1] > source[1] and own[0] == source[0] and own[2:] == source[2:]
 
 
 def _build(cfg: TrainConfig) -> torch.nn.Module:
@@ -104,129 +45,6 @@ def _build(cfg: TrainConfig) -> torch.nn.Module:
         return build_model(cfg.arch, cfg.kwargs)
     except (TypeError, ValueError) as exc:
         raise BadInputError(f"kwargs {cfg.kwargs} do not build a {cfg.arch} model: {exc}") from None
-
-
-def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) -> int:
-    """Copy every tensor of `source` whose (renamed) key and shape match; return how many.
-
-    A convolution that gained input channels (the 4-channel encoder of rgbd_tcm "concat4",
-    whose extra channels come after the source's) gets the source kernel on its leading
-    input channels and zeros on the new ones, so the warm-started model starts out computing
-    exactly what the source did."""
-    if source.endswith((".safetensors", ".pt")):
-        path = Path(source)
-        if not path.is_file():
-            raise BadInputError(f"init_from: file not found: {path}")
-    else:
-        path = find_model(source).weights_path
-    if path.suffix == ".pt":
-        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
-    else:
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    own = model.state_dict()
-    copied = 0
-    for k, v in state.items():
-        for src, dst in (prefix_map.items() or [("", "")]):
-            if k.startswith(src):
-                nk = dst + k[len(src):]
-                if nk in own and own[nk].shape == v.shape:
-                    own[nk] = v.float() if v.is_floating_point() else v
-                    copied += 1
-                elif nk in own and _gained_input_channels(own[nk].shape, v.shape):
-                    widened = torch.zeros_like(own[nk])
-                    widened[:, :v.shape[1]] = v.float()
-                    own[nk] = widened
-                    copied += 1
-    model.load_state_dict(own)
-    return copied
-
-
-def frozen_pretrained_copy(model: torch.nn.Module, cfg: TrainConfig, params: list[torch.nn.Parameter],
-                           saved_state: dict[str, torch.Tensor] | None) -> torch.nn.Module:
-    """The frozen model whose current-modality loss L_i* the joint objective compares with:
-    a copy of `model` as loaded, or on resume the copy saved in the checkpoint (a checkpoint
-    without one, i.e. the joint objective switched on when resuming, starts the joint phase
-    from the resumed weights)."""
-    reference, current = getattr(model, "reference", None), getattr(model, "current", None)
-    if reference is None or current is None or not hasattr(model, "codecs"):
-        raise BadInputError(f"joint_objective needs a model that codes a current modality conditioned on a "
-                            f"reference one (lu2022); {cfg.arch} has no reference/current split")
-    trainable = {id(p) for p in params}
-    if not any(id(p) in trainable for p in model.codecs[reference].parameters()):
-        raise BadInputError(f"joint_objective trains the reference codec, but codecs.{reference} is frozen "
-                            f"(freeze {cfg.freeze}, stage {cfg.stage!r})")
-    frozen = copy.deepcopy(model)
-    if saved_state is not None:
-        frozen.load_state_dict(saved_state)
-    frozen.requires_grad_(False)
-    # Training mode, as the model it is compared with: additive noise for the rate terms.
-    return frozen.train()
-
-
-@contextlib.contextmanager
-def replayed_random_state(cpu_state: torch.Tensor, cuda_state: torch.Tensor | None,
-                          device: torch.device) -> Iterator[None]:
-    """Run a block with the random state captured before the training forward (the same
-    quantisation noise), then restore the state as it was: the training stream of random
-    numbers does not depend on whether the block ran."""
-    with torch.random.fork_rng(devices=[device] if cuda_state is not None else []):
-        torch.set_rng_state(cpu_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state(cuda_state, device)
-        yield
-
-
-def _shipped_manifest(cfg: TrainConfig) -> tuple[Path, dict[str, Any]] | None:
-    """Weights and budget of the model `cfg` ships (`ship_to`/<name>.json), if present."""
-    if not cfg.ship_to:
-        return None
-    manifest = Path(cfg.ship_to) / (cfg.name.replace("/", "__") + ".json")
-    weights = manifest.with_suffix(".safetensors")
-    if not (manifest.is_file() and weights.is_file()):
-        return None
-    shipped = read_manifest(manifest)
-    if shipped.arch != cfg.arch or shipped.kwargs != cfg.kwargs or "steps" not in shipped.budget:
-        return None
-    return weights, shipped.budget
-
-
-def _float32(t: Any) -> Any:
-    if isinstance(t, dict):
-        return {k: _float32(v) for k, v in t.items()}
-    return t.float() if torch.is_tensor(t) and t.is_floating_point() else t
-
-
-def bf16_forward(net: torch.nn.Module, device: torch.device) -> Callable[..., dict]:
-    """Forward under bfloat16 autocast; outputs back in float32 so rates (log-likelihoods)
-    and distortions are computed at full precision."""
-    def forward(x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            out = net(x, rate)
-        return _float32(out)
-    return forward
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 matmuls run in hardware: on a CPU without AVX512-BF16 or AMX, PyTorch
-    emulates them and a bf16-autocast step measured 10x slower than float32 (AVX2 EPYC, 2026-11-28)."""
-    if device.type != "cpu":
-        return True
-    cpu = getattr(torch, "cpu", None)
-    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check() for check in checks if check is not None)
-
-
-def resolve_autocast(requested: str | None, device: torch.device) -> str | None:
-    """The autocast mode to train with: "bf16" is a speed option, so it falls back to float32
-    (with a warning) where bfloat16 would be emulated."""
-    if requested not in (None, "bf16"):
-        raise BadInputError(f"autocast must be null or \"bf16\", not {requested!r}")
-    if requested == "bf16" and not native_bf16(device):
-        print("warning: this CPU has no native bfloat16 (AVX512-BF16 or AMX), where bf16 autocast runs "
-              "several times slower than float32; training in float32", file=sys.stderr)
-        return None
-    return requested
 
 
 def optimisation_step(model: torch.nn.Module, loss: torch.Tensor, params: list[torch.nn.Parameter],
@@ -290,7 +108,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         segment_start = state.get("segment_start", 0)
         if cfg.steps > state["config"]["steps"]:
             segment_start = step   # continued training: a new LR segment
-    elif resume and (shipped := _shipped_manifest(cfg)) is not None:
+    elif resume and (shipped := shipped_manifest(cfg)) is not None:
         # A fresh clone has no runs/ directory: continue the campaign from the committed
         # (fp16) shipped weights and their recorded cumulative budget. Adam's moments are not
         # committed (they would triple the file), so the optimiser restarts with a warm-up.
