@@ -46,14 +46,14 @@ GOLDEN = {
     ("ir-vi/separate", "synthetic", 2): ("a3bfefd49c3b12a2", "12d6a44f5365ae5b", {'rgb': 132.993, 'ir': 131.502}),
     ("ir-vi/separate", "synthetic", 3): ("688fd9e1cb27736a", "263a72345a521796", {'rgb': 133.215, 'ir': 131.672}),
     ("ir-vi/separate", "synthetic", 4): ("1848db446b2c6f5f", "8d562b441f4708ea", {'rgb': 132.99, 'ir': 131.59}),
-    ("rgb-d/hyperprior", "real", 1): ("c91a98d46c217263", "797eb0315002cd3c", {'rgb': 229.865, 'depth': 2105.714}),
-    ("rgb-d/hyperprior", "real", 2): ("9505f8fc8d2ed416", "61ecc8536430dab3", {'rgb': 229.678, 'depth': 2108.934}),
-    ("rgb-d/hyperprior", "real", 3): ("39740ac9cec45622", "45d64bf9b961d477", {'rgb': 229.687, 'depth': 2104.915}),
-    ("rgb-d/hyperprior", "real", 4): ("13f3acfab7a92cd2", "86b76b291ea2d6a3", {'rgb': 229.335, 'depth': 2107.25}),
-    ("rgb-d/hyperprior", "synthetic", 1): ("8c309504f83ada9a", "25bb832c6fda89c6", {'rgb': 132.72, 'depth': 33800.461}),
-    ("rgb-d/hyperprior", "synthetic", 2): ("46718ad5bd1c9336", "69f97f4beac37df7", {'rgb': 133.053, 'depth': 33795.042}),
-    ("rgb-d/hyperprior", "synthetic", 3): ("b257133611ab99cf", "a97f14abc9473656", {'rgb': 132.898, 'depth': 33819.242}),
-    ("rgb-d/hyperprior", "synthetic", 4): ("0dbab12cf1b6ab74", "5bf1dd43cbe1af39", {'rgb': 132.642, 'depth': 33855.518}),
+    ("rgb-d/hyperprior", "real", 1): ("75ce5476bf3218a2", "bce6c89de12e42be", {'rgb': 227.678, 'depth': 2109.182}),
+    ("rgb-d/hyperprior", "real", 2): ("dd472cecf124eda8", "5924b5279a05428b", {'rgb': 229.031, 'depth': 2108.977}),
+    ("rgb-d/hyperprior", "real", 3): ("9bd37c6e72a1a37c", "1eba591c5d5f3bdc", {'rgb': 229.462, 'depth': 2106.389}),
+    ("rgb-d/hyperprior", "real", 4): ("d5c9b521b767aabe", "6feedc80212c6448", {'rgb': 229.575, 'depth': 2105.665}),
+    ("rgb-d/hyperprior", "synthetic", 1): ("761fae28b53f56b8", "80dcdb0331510b4e", {'rgb': 132.781, 'depth': 33885.751}),
+    ("rgb-d/hyperprior", "synthetic", 2): ("75510c6491534102", "ec9b67dd50a74d95", {'rgb': 132.81, 'depth': 34020.461}),
+    ("rgb-d/hyperprior", "synthetic", 3): ("20729e532c4cd032", "d9b60e5a05bff2fe", {'rgb': 132.478, 'depth': 33822.255}),
+    ("rgb-d/hyperprior", "synthetic", 4): ("0a8deae9657b74b7", "52dd41f0ec597fe3", {'rgb': 132.797, 'depth': 33889.899}),
 }
 
 
