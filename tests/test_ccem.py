@@ -179,6 +179,33 @@ def test_stage1_trains_the_rgb_path_alone():
         model.stage_parameters("stage3")
 
 
+def test_stage1_y_feeds_and_trains_the_luma_alone():
+    """The paper's stage 1: Y in, Y out; the chroma branches neither see chroma nor train."""
+    model = tiny()
+    names = {n for n, p in model.named_parameters() if id(p) in {id(q) for q in model.stage_parameters("stage1-y")}}
+    assert model.stage == "stage1-y" and any(n.startswith("enc_y.") for n in names)
+    assert not any(n.startswith(("enc_u.", "enc_v.", "dec_u.", "dec_v.", "enc_ir", "latent_codecs.ir")) for n in names)
+    x = pair(64, 64)
+    out = model(x, torch.tensor([1]))
+    assert set(out["likelihoods"]) == {"rgb"}
+    # The reconstruction carries the input's chroma: its U and V are those of the input's own
+    # 4:2:0 round trip, whatever the decoded Y.
+    luma, u, v = rgb_to_yuv420(x["rgb"])
+    _, u_hat, v_hat = rgb_to_yuv420(out["x_hat"]["rgb"])
+    _, u_trip, v_trip = rgb_to_yuv420(yuv420_to_rgb(luma, u, v))
+    assert torch.allclose(u_hat, u_trip, atol=1e-5) and torch.allclose(v_hat, v_trip, atol=1e-5)
+    # Chroma does not reach the latent: two images with the same Y and other colours code alike.
+    recoloured = yuv420_to_rgb(rgb_to_yuv420(x["rgb"])[0], 1 - u, 1 - v)
+    model.eval()
+    a = model({"rgb": x["rgb"]}, torch.tensor([1]))["likelihoods"]["rgb"]["y"]
+    b = model({"rgb": recoloured}, torch.tensor([1]))["likelihoods"]["rgb"]["y"]
+    assert torch.allclose(a, b, atol=1e-4)
+    model.train()
+    rd_loss(model(x, torch.tensor([1])), x, torch.tensor([0.01]))["loss"].backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and not any(n.startswith(("dec_u.", "dec_v.")) for n in grads)
+
+
 @pytest.mark.parametrize("kw, needs_rgb, needs_ir", [
     ({"lceb": False, "lcfb": False}, {"rgb"}, {"ir"}),
     ({"lceb": True, "lcfb": False}, {"rgb"}, {"ir"}),

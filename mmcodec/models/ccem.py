@@ -19,6 +19,11 @@ Ablation switches (constructor kwargs): `lceb`, `lcfb`, `cross_attention`, and
 `direction="rgb_to_ir"` (RGB decodes alone and gives the context for IR).
 
 Two-stage training (paper: ~4%): set the trainer config key `stage`.
+  stage "stage1-y" (the paper's stage 1): only the Y channel is fed and reconstructed. The
+    U and V encoders see neutral chroma, the Y path (enc_y, the RGB latent's mixing, its
+    entropy model, dec_y) trains, and the reconstruction keeps the input's chroma, so the
+    RGB-domain MSE measures the Y error alone (plus a constant of the 4:2:0 round trip);
+    R_ir = D_ir = 0 as below. Then "joint" trains everything (chroma branches from scratch).
   stage "stage1": only the RGB path trains (`stage_parameters`), forward skips the IR
     encoder/entropy model/decoder, the cross-attention and the LCFB; use a config with
     "modalities": ["rgb"] (if IR is given anyway, its reconstruction is returned as the
@@ -182,19 +187,23 @@ class CCEM(PairModel):
         self.dec_ir = nn.Sequential(*_swin_pair(M_ir, window), synthesis_branch(M_ir, N, 1, 4, window, outer))
 
     # -- stages ---------------------------------------------------------------------------
+    STAGES = ("stage1-y", "stage1", "joint")
+
     def set_stage(self, stage: str) -> None:
-        if stage not in ("stage1", "joint"):
-            raise ValueError(f"unknown CCEM training stage {stage!r} (use 'stage1' or 'joint')")
+        if stage not in self.STAGES:
+            raise ValueError(f"unknown CCEM training stage {stage!r} (use {', '.join(map(repr, self.STAGES))})")
         self.stage = stage
 
     def stage_parameters(self, stage: str) -> list[nn.Parameter]:
-        """'stage1': the RGB path without its cross-modal parts; 'joint': everything.
-        Also switches forward to the stage's behaviour (the trainer calls this once)."""
+        """'stage1': the RGB path without its cross-modal parts; 'stage1-y': that path without
+        its chroma branches; 'joint': everything. Also switches forward to the stage's
+        behaviour (the trainer calls this once)."""
         self.set_stage(stage)
         if stage == "joint":
             return super().stage_parameters(stage)
+        chroma = ("enc_u.", "enc_v.", "dec_u.", "dec_v.") if stage == "stage1-y" else ()
         return [p for n, p in self.named_parameters()
-                if n.startswith(self._RGB_PATH) and not n.startswith(self._CROSS_MODAL)
+                if n.startswith(self._RGB_PATH) and not n.startswith(self._CROSS_MODAL + chroma)
                 and not n.endswith(".quantiles")]
 
     def requires(self, only: str) -> set[str]:
@@ -207,6 +216,8 @@ class CCEM(PairModel):
         # Every plane enters the transforms centred on 0 (mid-grey / neutral chroma = 0), so an
         # untrained decoder's ~0 output already means grey rather than a strong colour cast.
         y, u, v = (p - 0.5 for p in rgb_to_yuv420(x["rgb"]))
+        if self.stage == "stage1-y":     # Y only: the chroma branches see neutral planes
+            u, v = torch.zeros_like(u), torch.zeros_like(v)
         latents = {"rgb": self.rgb_latent(torch.cat([self.enc_y(y), self.enc_u(u), self.enc_v(v)], 1))}
         if with_ir:
             latents["ir"] = self.enc_ir(x["ir"] - 0.5)
@@ -218,7 +229,14 @@ class CCEM(PairModel):
         if modality == "ir":
             return self.dec_ir(y_hat) + 0.5
         features = self.dec_rgb_latent(y_hat)
+        if self.stage == "stage1-y":     # the Y plane alone (forward adds the input's chroma)
+            return self.dec_y(features) + 0.5
         return yuv420_to_rgb(self.dec_y(features) + 0.5, self.dec_u(features) + 0.5, self.dec_v(features) + 0.5)
+
+    def _luma_only(self, y_plane: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        """Stage 1-Y's reconstruction: the decoded Y with the input's own (4:2:0) chroma."""
+        _, u, v = rgb_to_yuv420(rgb)
+        return yuv420_to_rgb(y_plane, u.detach(), v.detach())
 
     def _order(self, present) -> list[str]:
         """Coding order: the reference modality first (its latent is the other's context)."""
@@ -243,6 +261,8 @@ class CCEM(PairModel):
             outs[m] = self._path(m)(None, rate, self._context(m, decoded), analysed=latents[m])
             decoded[m] = outs[m]["latent"]
         x_hat = {m: o["x_hat"] for m, o in outs.items()}
+        if self.stage == "stage1-y":
+            x_hat["rgb"] = self._luma_only(x_hat["rgb"], x["rgb"])
         if not with_ir and "ir" in x:
             x_hat["ir"] = x["ir"].detach()   # stage 1: no IR rate or distortion
         return {"x_hat": x_hat, "likelihoods": {m: o["likelihoods"] for m, o in outs.items()}}
