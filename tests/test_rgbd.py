@@ -339,3 +339,26 @@ def test_fusion_training_with_frozen_codecs(tmp_path):
     before = base.state_dict()
     assert all(torch.equal(after[k], v) for k, v in before.items() if k.startswith("codecs."))
     assert any(not torch.equal(after[k], v) for k, v in before.items() if k.startswith("side_analysis."))
+
+
+def test_rate_prompts_p_a():
+    """The thesis's lambda-map prompt network: zero at the start, then the prompts depend on the rate."""
+    torch.manual_seed(0)
+    plain = tiny("prompt", False)
+    torch.manual_seed(0)
+    model = tiny("prompt", False, rate_prompts=True)
+    x = pair(64, 64)
+    with torch.no_grad():
+        assert torch.equal(plain(x, torch.tensor([1]))["x_hat"]["rgb"], model(x, torch.tensor([1]))["x_hat"]["rgb"])
+        for head in model.rate_prompt_net.heads:
+            head.weight.normal_(0, 0.1)
+        low = model._condition(x["depth"], None, torch.tensor([0])).prompts
+        high = model._condition(x["depth"], None, torch.tensor([1])).prompts
+    assert not torch.allclose(low[0], high[0])
+    fusion = {id(p) for p in model.stage_parameters("fusion")}
+    assert any(id(p) in fusion for n, p in model.named_parameters() if n.startswith("rate_prompt_net."))
+    model.eval()
+    model.update(force=True)
+    coded = model.compress(x, 1)
+    decoded = model.decompress(coded.streams, coded.side, {m: (64, 64) for m in x}, 1)
+    assert all(torch.equal(decoded[m], coded.x_hat[m]) for m in x)

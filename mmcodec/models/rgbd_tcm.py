@@ -15,7 +15,10 @@ Pair model (`RGBDTCM`, arch "rgbd_tcm"), `variant`:
     "convfusion"  a second analysis pipeline over the side modality; structure-prior fusion
                   modules add its features to the target encoder at two places.
     "prompt"      the target encoder's TCM blocks are prompted: tokens from a small network
-                  over the side modality join the keys/values of every attention window.
+                  over the side modality join the keys/values of every attention window;
+                  with `rate_prompts`, the thesis's lambda-map prompt network p_a adds
+                  prompts made from the rate point (a constant map of its place on the
+                  ladder; zero-initialised, so a warm start is unchanged).
 In the thesis the side modality only helps the encoder and is not sent. In an mmcodec pair
 stream both modalities are coded: the side modality by its own codec (the pair's bpp counts
 both). Encoder-only fusion keeps the target decodable from its own stream alone.
@@ -168,7 +171,7 @@ class RGBDTCM(PairModel):
                  target: str | None = None, decoder_side: bool = False, preset: str = "small",
                  num_rates: int = 4, fusion_stages: list[int] | tuple[int, ...] = (0, 1),
                  decoder_fusion_stages: list[int] | tuple[int, ...] = (1, 2), prompt_pool: int = 4,
-                 **codec_overrides: Any) -> None:
+                 rate_prompts: bool = False, **codec_overrides: Any) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -214,15 +217,23 @@ class RGBDTCM(PairModel):
         if variant == "prompt":
             # Prompts live in the attention branch: C channels, like the tokens they join.
             self.prompt_net = ConvPyramid(self.channels[self.side], width, cfg["C"])
+            if rate_prompts:   # the thesis's p_a: prompts from the lambda map, added to the side's
+                self.rate_prompt_net = ConvPyramid(1, width, cfg["C"])
+                for head in self.rate_prompt_net.heads:   # starts at zero: a warm start is unchanged
+                    nn.init.zeros_(head.weight)
+                    nn.init.zeros_(head.bias)
+        self.rate_prompts = bool(rate_prompts) and variant == "prompt"
         if self.decoder_side:
             self.reference_net = ConvPyramid(self.channels[self.side], width, width)
             self.decoder_fusion = nn.ModuleDict({str(i): StructurePriorFusion(width, width)
                                                  for i in self.decoder_fusion_stages})
 
     # -- conditioning of the target codec -------------------------------------------------
-    def _condition(self, side_input: torch.Tensor, side_recon: torch.Tensor | None) -> SideCondition:
+    def _condition(self, side_input: torch.Tensor, side_recon: torch.Tensor | None,
+                   rate: torch.Tensor | int | None = None) -> SideCondition:
         """The target's conditioning: from the uncoded side image at the encoder
-        (`side_input`, None when decoding) and from the side reconstruction (decoder side)."""
+        (`side_input`, None when decoding) and from the side reconstruction (decoder side);
+        with `rate_prompts`, the rate point's lambda map also makes prompts."""
         cond = SideCondition()
         if side_recon is not None and self.decoder_side:
             # Synthesis stage i runs at 1/8, 1/4, 1/2; the pyramid gives 1/2, 1/4, 1/8.
@@ -235,7 +246,15 @@ class RGBDTCM(PairModel):
             cond.encoder_fuse = stage_fusion(self.encoder_fusion, self.side_analysis(side_input))
         else:
             cond.prompts = self.prompt_net(side_input)
+            if self.rate_prompts:
+                cond.prompts = [p + q for p, q in zip(cond.prompts, self.rate_prompt_net(self._lambda_map(side_input, rate)))]
         return cond
+
+    def _lambda_map(self, like: torch.Tensor, rate: torch.Tensor | int) -> torch.Tensor:
+        """A constant plane per sample: the rate point's position on the ladder, 0 (lowest) .. 1."""
+        r = torch.as_tensor(rate, device=like.device).reshape(-1).to(like.dtype)
+        level = r / max(self.num_rates - 1, 1)
+        return level.view(-1, 1, 1, 1).expand(like.shape[0], 1, *like.shape[-2:])
 
     # -- PairModel ------------------------------------------------------------------------
     def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
@@ -244,7 +263,7 @@ class RGBDTCM(PairModel):
         else:
             t, s = self.target, self.side
             side_out = self.codecs[s](x[s], rate)
-            cond = self._condition(x[s], side_out["x_hat"].clamp(0, 1))
+            cond = self._condition(x[s], side_out["x_hat"].clamp(0, 1), rate)
             outs = {s: side_out, t: self.codecs[t](x[t], rate, cond)}
         return {"x_hat": {m: outs[m]["x_hat"] for m in self.modalities},
                 "likelihoods": {m: outs[m]["likelihoods"] for m in self.modalities}}
@@ -258,7 +277,7 @@ class RGBDTCM(PairModel):
         else:
             t, s = self.target, self.side
             coded[s] = self.codecs[s].compress(x[s], rate)
-            coded[t] = self.codecs[t].compress(x[t], rate, self._condition(x[s], coded[s].x_hat))
+            coded[t] = self.codecs[t].compress(x[t], rate, self._condition(x[s], coded[s].x_hat, rate))
         return CompressedPair({m: coded[m].strings for m in self.modalities},
                               {m: coded[m].x_hat for m in self.modalities})
 
