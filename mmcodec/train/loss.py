@@ -54,9 +54,10 @@ def joint_objective_loss(out: dict, frozen_out: dict, x: dict[str, torch.Tensor]
                          reference: str, current: str, weight: float,
                          modality_weight: dict[str, float] | None = None,
                          distortions: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
-    """Lu et al.'s joint objective L_v + weight * |L_i - L_i*| (batch means).
+    """Lu et al.'s joint objective L_ref + weight * |L_cur - L_cur*| (batch means; the paper
+    writes L_v + w|L_i - L_i*| for its visible reference and infrared current modality).
 
-    L_v: the reference modality's RD loss; L_i: the current modality's, from `out`; L_i*:
+    L_ref: the reference modality's RD loss; L_cur: the current modality's, from `out`; L_cur*:
     the current modality's from `frozen_out`, the frozen pretrained model's forward on the
     same batch. Returns the terms of `rd_loss` (bpp/MSE of the trained model) with this
     loss, plus its components for the log.
