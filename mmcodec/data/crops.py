@@ -31,26 +31,52 @@ class PairCrops:
     and from the pairs otherwise. The modalities of one sample are then no longer aligned, so
     this is for models that code every modality on its own (separate coding). The crops drawn
     from the pairs are the ones a run without `single_images` draws (own random stream).
+
+    Pair geometry: `ratios` ({modality: r}, default 1 for all; the model's `size_ratio`) is
+    each modality's resolution relative to the lowest-resolution one (r = 1). A pair fits when
+    every side of a modality is r times the base modality's, give or take r - 1 pixels
+    (|side - r * base| < r, as the Codec checks); a pair that does not is a BadInputError
+    naming it. `batch(n, crop)` draws a crop of side `crop` at (y, x) on the base modality
+    and, aligned with it, the crop of side r * crop at (r * y, r * x) on a modality of ratio
+    r (edge-padded where the image is smaller), with the same flip for all.
+
+    `downsample` ({modality: f}) area-averages that modality's images f x f when they are
+    loaded (rows and columns beyond a multiple of f are dropped): same-size aligned pairs
+    with {"ir": 2} become pairs whose visible image has twice the infrared resolution, the
+    2:1 geometry Lu et al. trained on (they resized visible to 1280x1024 against 640x512
+    infrared). The `ratios` are checked after it.
     """
 
     def __init__(self, records: list[PairRecord], modalities: tuple[str, ...], seed: int = 0,
                  progress: bool = True, darken: dict[str, Sequence[float]] | None = None,
-                 single_images: dict[str, dict[str, float]] | None = None) -> None:
+                 single_images: dict[str, dict[str, float]] | None = None,
+                 ratios: dict[str, int] | None = None, downsample: dict[str, int] | None = None) -> None:
         if not records:
             raise BadInputError("no training pairs")
         self.modalities = modalities
+        self.ratios = {m: int((ratios or {}).get(m, 1)) for m in modalities}
+        if min(self.ratios.values()) != 1:
+            raise BadInputError(f"pair geometry {self.ratios}: one modality must have ratio 1")
+        self.base = next(m for m in modalities if self.ratios[m] == 1)
+        self.downsample = {m: int(f) for m, f in (downsample or {}).items()}
         self.darken = {m: (float(spec[0]), float(spec[1]), float(spec[2]) if len(spec) > 2 else 0.0)
                        for m, spec in (darken or {}).items()}
         self.images: list[dict[str, np.ndarray]] = []
         for rec in tqdm(records, desc="loading pairs", disable=not progress, leave=False):
-            ims = {m: load_modality(m, rec.paths[_folder_key(m, rec)]).data.astype(np.float16)
-                   for m in modalities}
-            shapes = {im.shape[1:] for im in ims.values()}
-            if len(shapes) != 1:
-                continue  # a misregistered pair in a training set is skipped, not fatal
+            ims = {}
+            for m in modalities:
+                path = rec.paths[_folder_key(m, rec)]
+                data = load_modality(m, path).data
+                factor = self.downsample.get(m, 1)
+                if factor > 1:
+                    if min(data.shape[1:]) < factor:
+                        raise BadInputError(f"pair {_pair_name(rec)}: {m} {data.shape[2]}x{data.shape[1]} is too "
+                                            f"small to downsample by {factor}")
+                    data = area_downsample(data, factor)
+                ims[m] = data.astype(np.float16)
+            if (problem := self._geometry_problem(ims)) is not None:
+                raise BadInputError(f"pair {_pair_name(rec)}: {problem}")
             self.images.append(ims)
-        if not self.images:
-            raise BadInputError("no training pairs of equal-sized images")
         self.rng = np.random.default_rng(seed)
         # A separate stream for the gains: the same seed gives the same crops with or without
         # `darken`, so an augmented run and its control see identical crops.
@@ -62,6 +88,26 @@ class PairCrops:
                                for folder, weight in sources.items()]
         if progress:
             print(self.describe(), file=sys.stderr)
+
+    def _geometry_problem(self, ims: dict[str, np.ndarray]) -> str | None:
+        """Why the images of one pair do not fit `ratios` (after `downsample`), or None."""
+        bh, bw = ims[self.base].shape[1:]
+        for m, im in ims.items():
+            h, w = im.shape[1:]
+            r = self.ratios[m]
+            if abs(h - r * bh) < r and abs(w - r * bw) < r:
+                continue
+            resized = f" after downsample {self.downsample}" if self.downsample else ""
+            if r == 1:
+                return (f"{m} is {w}x{h} but {self.base} is {bw}x{bh}{resized} "
+                        "(the images of a pair must be aligned and the same size)")
+            return (f"{m} is {w}x{h}{resized} but must be {r}x the {self.base} size "
+                    f"{bw}x{bh} (±{r - 1} pixel per side)")
+        return None
+
+    def crop_sizes(self, crop: int) -> dict[str, int]:
+        """The side of each modality's crops for a base crop of side `crop`."""
+        return {m: self.ratios[m] * crop for m in self.modalities}
 
     def single_sources(self, modality: str) -> list[tuple[str, float, int]]:
         """(folder, weight, image count) of each single-image source of `modality`."""
@@ -78,20 +124,24 @@ class PairCrops:
         return len(self.images)
 
     def batch(self, batch_size: int, crop: int) -> dict[str, torch.Tensor]:
+        """`batch_size` aligned samples: crops of side `crop` on the base (ratio-1) modality,
+        r * crop on a modality of ratio r."""
         out: dict[str, list[np.ndarray]] = {m: [] for m in self.modalities}
         for _ in range(batch_size):
             ims = self.images[self.rng.integers(len(self.images))]
-            h, w = next(iter(ims.values())).shape[1:]
+            h, w = ims[self.base].shape[1:]
             top = int(self.rng.integers(max(h - crop, 0) + 1))
             left = int(self.rng.integers(max(w - crop, 0) + 1))
             flip = bool(self.rng.integers(2))
             for m in self.modalities:
-                c = ims[m][:, top:top + crop, left:left + crop]
-                if c.shape[1] < crop or c.shape[2] < crop:
-                    c = np.pad(c, ((0, 0), (0, crop - c.shape[1]), (0, crop - c.shape[2])), mode="edge")
+                r = self.ratios[m]
+                side = r * crop
+                c = ims[m][:, r * top:r * top + side, r * left:r * left + side]
+                if c.shape[1] < side or c.shape[2] < side:
+                    c = np.pad(c, ((0, 0), (0, side - c.shape[1]), (0, side - c.shape[2])), mode="edge")
                 c = c[:, :, ::-1] if flip else c
                 if m in self.singles:
-                    c = self._maybe_single(m, crop, c)
+                    c = self._maybe_single(m, side, c)
                 if m in self.darken:
                     probability, min_gain, jitter = self.darken[m]
                     if self.gain_rng.random() < probability:
@@ -113,6 +163,21 @@ class PairCrops:
                 return _random_crop(im, crop, self.source_rng)
             u -= weight
         return pair_crop
+
+
+def area_downsample(im: np.ndarray, factor: int) -> np.ndarray:
+    """(C, H, W) -> (C, H // factor, W // factor): the mean of each factor x factor block
+    (in float32); rows and columns beyond a multiple of `factor` are dropped."""
+    c, h, w = im.shape
+    h, w = h - h % factor, w - w % factor
+    blocks = im[:, :h, :w].astype(np.float32).reshape(c, h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(2, 4))
+
+
+def _pair_name(rec: PairRecord) -> str:
+    """A pair as a user finds it on disk: its folder of modality folders and its stem."""
+    folder = next(iter(rec.paths.values())).parent.parent
+    return f"{rec.stem} in {folder}"
 
 
 def _random_crop(im: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
