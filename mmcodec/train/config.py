@@ -33,6 +33,20 @@ with that probability, from the pairs otherwise (folders relative to the data ro
 models that code each modality on its own (separate coding): the crops of a sample are then
 not aligned.
 
+`downsample` (`{"ir": 2}`) makes 2:1 training data from aligned same-size pairs, the way Lu et
+al. made theirs (visible resized to 1280x1024 against 640x512 infrared): that modality's images
+are area-averaged f x f as they are loaded (a trailing odd row or column dropped; depth holes
+are averaged in like any value), so the visible image has twice the infrared resolution.
+Factors are integers 2 to 4 (2 for Lu2022 `ratio=2`); the resolutions they leave must be the
+model's `size_ratio` (lowest resolution = 1), checked before any work. Without it the pairs
+must already have the model's geometry (each side r times the base modality's, ±(r - 1)
+pixels), or loading names the pair that does not. For such models `crop` (and crop_schedule's
+sizes) is the side of the lowest-resolution modality's crops; a modality of ratio r gets the
+aligned crop r times that side, which must be a multiple of its padding multiple (e.g. a 2:1
+Lu2022: crop 64 = infrared 64 + visible 128). The post-training evaluation codes the split's
+pairs as they are on disk, so a `downsample` that changes the pair geometry cannot be combined
+with eval_split, select_split or validate_split.
+
 Ship rule (mmcodec.train.campaign): with `validate_split` (cameras not in the training data,
 e.g. "msrs-subset"), new weights ship only if their BD-rate against the shipped weights is
 below 0 on every modality of the validation split and at most `select_tolerance` percent on
@@ -58,7 +72,8 @@ JOINT_OBJECTIVE_WEIGHT = 5.0   # w in Lu et al.'s L_v + w|L_i - L_i*|
 SCHEDULES = ("cosine", "constant")
 _DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")
 # Keys whose shape `validate` checks itself, with a message that shows the expected form.
-_STRUCTURED = ("joint_objective", "crop_schedule", "darken", "single_images", "distortion")
+_STRUCTURED = ("joint_objective", "crop_schedule", "darken", "single_images", "distortion", "downsample")
+DOWNSAMPLE_FACTORS = (2, 3, 4)   # `downsample`: area-average factors a modality may take
 
 
 @dataclass
@@ -103,6 +118,7 @@ class TrainConfig:
     distortion: dict[str, str] = field(default_factory=dict)  # {"depth": "thesis"}; default "mse"
     darken: dict[str, list[float]] = field(default_factory=dict)  # {"rgb": [prob, min_gain(, jitter)]}
     single_images: dict[str, dict[str, float]] = field(default_factory=dict)  # {"rgb": {folder: weight}}
+    downsample: dict[str, int] = field(default_factory=dict)  # {"ir": 2}: 2:1 pairs from same-size ones
     out: str = "runs/ir-vi-separate"
     default: bool = False                        # mark the exported model as its pair's default
     # After training: real-bitstream evaluation, a ledger row, and (optionally) shipping.
@@ -197,6 +213,15 @@ class TrainConfig:
             if not ok or sum(sources.values()) > 1:
                 raise BadInputError(f"single_images for {modality}: need {{folder: weight in 0..1}} with weights "
                                     f"summing to at most 1, got {sources!r}")
+        if not isinstance(self.downsample, dict):
+            raise BadInputError(f"downsample must be {{modality: factor}}, e.g. {{\"ir\": 2}}, got {self.downsample!r}")
+        for modality, factor in self.downsample.items():
+            if modality not in self.modalities:
+                raise BadInputError(f"downsample: unknown modality {modality!r} "
+                                    f"(modalities: {', '.join(self.modalities)})")
+            if not isinstance(factor, int) or isinstance(factor, bool) or factor not in DOWNSAMPLE_FACTORS:
+                raise BadInputError(f"downsample for {modality}: the factor must be an integer from "
+                                    f"{DOWNSAMPLE_FACTORS[0]} to {DOWNSAMPLE_FACTORS[-1]}, got {factor!r}")
         if not isinstance(self.distortion, dict):
             raise BadInputError(f"distortion must be {{modality: type}}, got {self.distortion!r}")
         for modality, kind in self.distortion.items():

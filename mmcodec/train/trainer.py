@@ -5,7 +5,7 @@ likelihoods per modality, the loss sums R + lambda*D over modalities with a lamb
 per sample from the model's rate ladder (D per modality from `distortion`: 255^2*MSE by
 default, or the thesis depth loss). Checkpoints (fp32 weights + optimiser state) let a
 run resume exactly; at the end the model is exported as an installed model (fp16).
-With `joint_objective` (Lu et al.), the loss is L_v + w|L_i - L_i*| instead, L_i* from a
+With `joint_objective` (Lu et al.), the loss is L_ref + w|L_cur - L_cur*| instead, L_cur* from a
 frozen copy of the model as loaded (see mmcodec.train.config).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
 from mmcodec.train.loss import joint_objective_loss, rd_loss
 from mmcodec.train.precision import bf16_forward, resolve_autocast
-from mmcodec.train.schedule import check_crops, crop_and_batch_at, lr_at
+from mmcodec.train.schedule import check_crops, check_geometry, crop_and_batch_at, lr_at
 from mmcodec.train.warm_start import frozen_pretrained_copy, replayed_random_state, shipped_manifest, warm_start
 
 JOINT_LOG_COLUMNS = ("loss_reference", "loss_current", "loss_current_frozen", "current_gap")
@@ -85,6 +85,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     device = ddp.device
+    # The model first: kwargs it refuses (e.g. Lu2022 ratio 2 with an infrared reference) and
+    # crops or a `downsample` that do not suit it fail before the run folder or any data exist.
+    model = _build(cfg).to(device)
+    if model.num_rates != len(cfg.lambdas):
+        raise BadInputError(f"model has {model.num_rates} rates but {len(cfg.lambdas)} lambdas are configured")
+    check_crops(cfg, model)
+    check_geometry(cfg, model)
     out = Path(cfg.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +101,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     for split in (cfg.eval_split, cfg.select_split, cfg.validate_split):
         if split:
             split_records(split)  # a missing split fails now, not after the whole run
-
-    model = _build(cfg).to(device)
-    if model.num_rates != len(cfg.lambdas):
-        raise BadInputError(f"model has {model.num_rates} rates but {len(cfg.lambdas)} lambdas are configured")
-    check_crops(cfg, model)
     step, cpu_seconds, wall_seconds, segment_start = 0, 0.0, 0.0, 0
     state = None
     if resume and ckpt_path.is_file():
@@ -156,7 +158,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         raise BadInputError(f"single_images needs a model that codes each modality on its own (separate); "
                             f"{cfg.arch} codes them jointly")
     data = PairCrops(split_records(cfg.train_split), tuple(cfg.modalities), seed=ddp.seed(cfg.seed + step),
-                     progress=progress, darken=cfg.darken, single_images=cfg.single_images)
+                     progress=progress, darken=cfg.darken, single_images=cfg.single_images,
+                     ratios={m: model.size_ratio(m) for m in cfg.modalities}, downsample=cfg.downsample)
     lambdas = torch.tensor(cfg.lambdas, device=device)
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resume
@@ -262,6 +265,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         budget["skipped_nonfinite_steps"] = skipped_steps
     if cfg.darken:
         budget["darken"] = cfg.darken
+    if cfg.downsample:
+        budget["downsample"] = cfg.downsample
     if cfg.single_images:
         budget["single_images"] = {m: {f: {"weight": w, "images": n} for f, w, n in data.single_sources(m)}
                                    for m in cfg.single_images}
