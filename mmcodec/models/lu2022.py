@@ -106,6 +106,7 @@ class Lu2022(PairModel):
         ratio: reference resolution / current resolution (1, or 2 for visible at twice IR;
             the reference must then be the visible image: the supplement's reverse direction
             with an infrared reference at ratio 2 is refused with a ValueError).
+            `mmcodec train` refuses it in one line (exit 2) before any work; 2:1 data: `downsample`.
         reference_widths: [N, M] of the reference codec if it differs from the current one.
         context: spatial context of the current modality's entropy model: "hyperprior",
             "checkerboard" or "autoregressive" (see module docstring).
