@@ -109,18 +109,36 @@ def rd_cost(bits: dict[str, torch.Tensor | float], x_hat: dict[str, torch.Tensor
 
 def refine(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: float,
            distortions: dict[str, str], valid_hw: dict[str, tuple[int, int]], iterations: int,
-           seed: int = 0, progress: bool = False, tiling=None) -> tuple[dict, RefinementReport]:
+           seed: int = 0, progress: bool = False, tiling=None, threads: int | None = None
+           ) -> tuple[dict, RefinementReport]:
     """Refined latents (detached) for `model.compress(x, rate, latents=...)`. With `tiling`
-    (big images, separate models) the latents are refined window by window (`refine_tiled`)."""
-    if tiling is not None:
-        return refine_tiled(model, x, rate, lam, distortions, valid_hw, iterations, tiling, seed, progress)
-    start = time.time()
-    with torch.no_grad():
-        init = model.encoder_latents(x, rate)
-    with _frozen(model):
-        latents, costs = _optimise(lambda lat, quantise: model.relaxed_forward(x, lat, rate, quantise), init, x,
-                                   valid_hw, lam, distortions, iterations, seed, progress)
-    return latents, RefinementReport(iterations, time.time() - start, *costs)
+    (big images, separate models) the latents are refined window by window (`refine_tiled`).
+
+    `threads`: torch threads for the optimisation (default: the caller's setting). Only the
+    refined latents leave this function and the stream codes them exactly, so refinement need
+    not repeat the single-threaded arithmetic of coding: more threads make it faster, and a
+    given input, model, effort and thread count still give the same latents."""
+    with _threads(threads):
+        if tiling is not None:
+            return refine_tiled(model, x, rate, lam, distortions, valid_hw, iterations, tiling, seed, progress)
+        start = time.time()
+        with torch.no_grad():
+            init = model.encoder_latents(x, rate)
+        with _frozen(model):
+            latents, costs = _optimise(lambda lat, quantise: model.relaxed_forward(x, lat, rate, quantise), init,
+                                       x, valid_hw, lam, distortions, iterations, seed, progress)
+        return latents, RefinementReport(iterations, time.time() - start, *costs)
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
