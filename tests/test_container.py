@@ -37,7 +37,7 @@ def test_header_is_compact():
     (lambda b: b[:5], "truncated"),
     (lambda b: b + b"\x00", "trailing"),
     (lambda b: b[:-20] + bytes([b[-20] ^ 1]) + b[-19:], "CRC"),
-    (lambda b: b[:4] + struct.pack(">H", 9) + b[6:], "upgrade mmcodec"),
+    (lambda b: b[:4] + struct.pack(">H", 17) + b[6:], "upgrade mmcodec"),
 ])
 def test_damaged_files_are_refused(mutate, message):
     with pytest.raises(BitstreamError, match=message):
@@ -114,9 +114,13 @@ def test_version_fields_must_match_the_header():
     body = bytes(v1[:-4])
     with pytest.raises(BitstreamError, match="corrupted header"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
-    v1[4:6] = struct.pack(">H", 9)
+    v1[4:6] = struct.pack(">H", 9)  # a version-1 header labelled version 9: the latent CRCs are missing
     body = bytes(v1[:-4])
-    with pytest.raises(BitstreamError, match="version 9: this mmcodec reads versions 1-8; upgrade mmcodec"):
+    with pytest.raises(BitstreamError, match="corrupted header"):
+        unpack(body + struct.pack(">I", zlib.crc32(body)))
+    v1[4:6] = struct.pack(">H", 17)
+    body = bytes(v1[:-4])
+    with pytest.raises(BitstreamError, match="version 17: this mmcodec reads versions 1-16; upgrade mmcodec"):
         unpack(body + struct.pack(">I", zlib.crc32(body)))
 
 
@@ -148,6 +152,79 @@ def test_version_is_one_plus_tiled_plus_twice_exact():
     c = sample()
     plain, exact = pack(c), pack(Container(**{**c.__dict__, "exact_params": True}))
     assert plain[6:-4] == exact[6:-4]  # only the version differs
+
+
+# -- latent CRCs (format versions 9-16) -----------------------------------------------------
+def with_latent_crcs(c: Container, crcs: tuple[int, ...] = (0xDEADBEEF, 5)) -> Container:
+    for m, crc in zip(c.modalities, crcs):
+        m.latent_crc = crc
+    return c
+
+
+def test_latent_crc_versions_are_1_to_8_plus_8():
+    """Versions 9-16 are 1-8 with one u32 more per modality record, after the recon CRC."""
+    for tiled in (False, True):
+        for exact in (False, True):
+            for effort in (0, 2):
+                c = sample()
+                c.tiling, c.exact_params, c.effort = (Tiling(64, 2) if tiled else None), exact, effort
+                old = pack(c)
+                new = pack(with_latent_crcs(c))
+                base = 1 + tiled + 2 * exact + 4 * (effort > 0)
+                assert struct.unpack(">H", old[4:6])[0] == base and struct.unpack(">H", new[4:6])[0] == base + 8
+                assert len(new) == len(old) + 4 * len(c.modalities)
+                back = unpack(new)
+                assert [m.latent_crc for m in back.modalities] == [0xDEADBEEF, 5]
+                assert (back.tiling, back.exact_params, back.effort, back.streams) == (c.tiling, exact, effort,
+                                                                                      c.streams)
+                assert back.info(len(new))["latent_crcs"] and not unpack(old).info(len(old))["latent_crcs"]
+                assert all(m.latent_crc is None for m in unpack(old).modalities)
+    blob = pack(with_latent_crcs(sample()))
+    assert blob[8 + 1 + len(b"ir-vi/separate") + 8 + 2 + 20:][:4] == struct.pack(">I", 0xDEADBEEF)
+
+
+def test_latent_crcs_for_some_modalities_only_are_not_written():
+    c = sample()
+    c.modalities[0].latent_crc = 1
+    with pytest.raises(ValueError, match="some modalities only"):
+        pack(c)
+
+
+def test_latent_seal_covers_all_but_the_crcs():
+    """The seal a modality's latent CRC starts from: a change of any header field of the stream
+    or of that modality, or of the side information its codec reads, changes it; the recon
+    and latent CRCs do not, nor do the other modality's fields or side information it does
+    not read."""
+    from mmcodec.bitstream.container import latent_seal
+    seal = latent_seal(with_latent_crcs(sample()), "ir")
+    assert latent_seal(with_latent_crcs(sample(), (1, 2)), "ir") == seal != latent_seal(with_latent_crcs(sample()), "rgb")
+    c = with_latent_crcs(sample())
+    c.modalities[1].recon_crc ^= 1
+    c.modalities[0].height, c.streams["rgb"] = 479, [b"y"]   # the other modality's record and parts
+    assert latent_seal(c, "ir") == seal
+    assert latent_seal(c, "ir", b"\x01\x02") != seal                # the side information it reads
+    c.side = b"\x07" * 9                                           # what it does not read
+    assert latent_seal(c, "ir") == seal
+    changes = [lambda c: setattr(c, "quality", 2),
+               lambda c: setattr(c, "tiling", Tiling(64, 2)), lambda c: setattr(c, "effort", 1),
+               lambda c: setattr(c, "exact_params", True), lambda c: setattr(c.modalities[1], "height", 479),
+               lambda c: setattr(c.modalities[1], "channels", 3), lambda c: setattr(c.modalities[1], "bit_depth", 8),
+               lambda c: setattr(c.modalities[1], "value_range", (1000, 30001)),
+               lambda c: setattr(c.modalities[1], "holes", True), lambda c: setattr(c, "weights", "0" * 16),
+               lambda c: setattr(c, "model", "ir-vi/other"), lambda c: c.streams["ir"].append(b"")]
+    for change in changes:
+        c = with_latent_crcs(sample())
+        change(c)
+        assert latent_seal(c, "ir") != seal
+
+
+def test_pixel_budget_is_checked_before_the_payload_is_split():
+    blob = pack(sample())                      # 2 x 640 x 480 = 614400 pixels
+    assert unpack(blob, max_pixels=614400).pixels == 614400
+    assert unpack(blob, max_pixels=0).modalities and unpack(blob).info(len(blob))["pixels"] == 614400
+    with pytest.raises(BitstreamError, match=r"stream asks for 614400 pixels \(rgb 640x480 \+ ir 640x480\), "
+                                             r"over the decoder's limit of 614399"):
+        unpack(blob, max_pixels=614399)
 
 
 def test_reading_a_header_imports_no_torch(tmp_path):

@@ -6,8 +6,9 @@ Layout (integers big-endian, `varint` = unsigned LEB128):
     version      u16       FORMAT_VERSION
     header_len   u16       length of the header that follows
     header       binary    model name, weights hash, quality, per-modality geometry,
-                           bit depth, value range, reconstruction CRC and stream part lengths;
-                           versions 2 and 4 add the synthesis tiling (tile size, halo)
+                           bit depth, value range, reconstruction CRC (and, versions 9-16, latent
+                           CRC) and stream part lengths; tiled versions add the synthesis tiling
+                           (tile size, halo), effort versions the encoder effort
     payload      bytes     every stream part of every modality in header order, then side info
     crc32        u32       over everything before it
 
@@ -39,15 +40,26 @@ MAGIC = b"\x89MMC"
 #          effort level in one byte after the tiling fields (versions 5-8 = 1-4 + 4). The
 #          decoder does not need it: it is there for `mmcodec info`. Effort-0 files keep
 #          versions 1-4, byte for byte as before.
-FORMAT_VERSION = 8          # newest version this mmcodec reads and writes
+#   latent CRC: every modality record also carries a CRC-32 of the decoded latent, sealed to
+#          the rest of the header and the side information (`latent_seal`), after its recon
+#          CRC (versions 9-16 = 1-8 + 8). A decoder then tells "latents exact, float synthesis
+#          rounded differently" (a warning; refused with strict) from a corrupted or
+#          desynchronised stream (an error). Files without it (versions 1-8) decode as before:
+#          a reconstruction CRC mismatch stays an error.
+FORMAT_VERSION = 16         # newest version this mmcodec reads and writes
 UNTILED_VERSION = 1
 _TILING = struct.Struct(">HB")            # versions 2 and 4: tile side (latents), halo (latents)
 _PREFIX = struct.Struct(">4sHH")
 _MODALITY = struct.Struct(">BIIBBBHHI")  # id, height, width, channels, bit depth, flags, lo, hi, recon crc
+_LATENT_CRC = struct.Struct(">I")         # versions 9-16: after the recon crc of each modality record
 FLAG_HOLES = 0x01                         # 0 = missing pixel (depth); see data.images.HOLE_FLOOR
 MAX_SIDE = 1 << 20          # side info is small by design
 MAX_DIM = 1 << 16           # pixels per side
 MAX_PIXELS = 1 << 28        # per image; refused before anything is allocated
+# What a decoder allocates by default at most: the sum over a stream's modalities of
+# height * width (a pair of 8192 x 8192 images). `max_pixels` / `--max-pixels` changes it;
+# 0 leaves only the format's own bounds (MAX_DIM, MAX_PIXELS per image).
+DEFAULT_MAX_PIXELS = 1 << 27
 MAX_PARTS = 64
 MODALITY_NAMES = ("rgb", "ir", "depth")
 MAX_EFFORT = 15             # effort levels a header may name (mmcodec.refine defines 0-3)
@@ -65,11 +77,13 @@ class StreamInfo:
     value_range: tuple[int, int]
     recon_crc: int            # CRC32 of the encoder-side reconstruction, to detect desync
     holes: bool = False       # zero marks missing pixels (depth)
+    latent_crc: int | None = None   # CRC32 of the decoded latent, sealed (versions 9-16; None before)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "height": self.height, "width": self.width,
                 "channels": self.channels, "bit_depth": self.bit_depth,
-                "range": list(self.value_range), "recon_crc": self.recon_crc, "holes": self.holes}
+                "range": list(self.value_range), "recon_crc": self.recon_crc, "holes": self.holes,
+                "latent_crc": self.latent_crc}
 
 
 @dataclass
@@ -85,8 +99,18 @@ class Container:
     effort: int = 0                   # encoder effort (mmcodec.refine); > 0 in versions 5-8
 
     @property
+    def latent_crcs(self) -> bool:
+        """Whether the modality records carry latent CRCs (versions 9-16): all of them or none."""
+        return any(m.latent_crc is not None for m in self.modalities)
+
+    @property
     def version(self) -> int:
-        return format_version(self.tiling is not None, self.exact_params, self.effort > 0)
+        return format_version(self.tiling is not None, self.exact_params, self.effort > 0, self.latent_crcs)
+
+    @property
+    def pixels(self) -> int:
+        """What the header asks a decoder to make: the sum of height * width over the modalities."""
+        return sum(m.height * m.width for m in self.modalities)
 
     def stream_bytes(self) -> dict[str, int]:
         return {m: sum(len(p) for p in parts) for m, parts in self.streams.items()}
@@ -100,7 +124,7 @@ class Container:
         return {
             "model": self.model, "weights": self.weights, "quality": self.quality,
             "format_version": self.version, "exact_entropy_parameters": self.exact_params,
-            "effort": self.effort,
+            "effort": self.effort, "latent_crcs": self.latent_crcs, "pixels": self.pixels,
             "tiling": None if self.tiling is None else {"tile_pixels": self.tiling.tile_pixels,
                                                         "halo_pixels": self.tiling.halo_pixels},
             "modalities": [m.to_json() for m in self.modalities],
@@ -111,14 +135,41 @@ class Container:
         }
 
 
-def format_version(tiled: bool, exact_params: bool, effort_recorded: bool = False) -> int:
-    return UNTILED_VERSION + int(tiled) + 2 * int(exact_params) + 4 * int(effort_recorded)
+def format_version(tiled: bool, exact_params: bool, effort_recorded: bool = False, latent_crcs: bool = False) -> int:
+    return UNTILED_VERSION + int(tiled) + 2 * int(exact_params) + 4 * int(effort_recorded) + 8 * int(latent_crcs)
 
 
-def _version_properties(version: int) -> tuple[bool, bool, bool]:
-    """(tiled, exact_params, effort_recorded) of a format version."""
+def _version_properties(version: int) -> tuple[bool, bool, bool, bool]:
+    """(tiled, exact_params, effort_recorded, latent_crcs) of a format version."""
     bits = version - UNTILED_VERSION
-    return bool(bits & 1), bool(bits & 2), bool(bits & 4)
+    return bool(bits & 1), bool(bits & 2), bool(bits & 4), bool(bits & 8)
+
+
+def check_pixel_budget(c: Container, max_pixels: int | None) -> None:
+    """Refuse a stream whose images add up to more than `max_pixels` pixels (None or 0: no
+    bound beyond the format's), before a decoder allocates anything for it."""
+    if max_pixels and c.pixels > max_pixels:
+        sizes = " + ".join(f"{m.name} {m.width}x{m.height}" for m in c.modalities)
+        raise BitstreamError(f"stream asks for {c.pixels} pixels ({sizes}), over the decoder's limit of "
+                             f"{max_pixels} (raise it with --max-pixels / max_pixels=)")
+
+
+def latent_seal(c: Container, modality: str, side: bytes = b"") -> int:
+    """CRC-32 of everything besides its latent that decides what a decoder outputs for
+    `modality`: the prefix and header as `pack` would write them for a stream of this modality
+    alone with `side`, the side information its codec reads (Lu et al.'s current modality:
+    all of it; b"" for every other codec), with its recon and latent CRCs set to zero (model,
+    weights, quality, its geometry, value range and part lengths, the length of `side`,
+    tiling, effort), then `side` itself. The modality's latent CRC continues from this value
+    (mmcodec.codec), so a matching latent CRC also means these fields are the encoder's: what
+    remains free is only the float rounding of the synthesis. Other modalities' records are
+    left out (`--only` decodes a modality whatever they hold); a cross-modal model decodes,
+    and so checks, every modality it reads."""
+    record = next(m for m in c.modalities if m.name == modality)
+    alone = Container(c.model, c.weights, c.quality, [record], {modality: c.streams.get(modality, [])}, side,
+                      c.tiling, c.exact_params, c.effort)
+    header = _header(alone, sealed=True)
+    return zlib.crc32(side, zlib.crc32(_PREFIX.pack(MAGIC, c.version, len(header)) + header)) & 0xFFFFFFFF
 
 
 def _varint(n: int) -> bytes:
@@ -156,19 +207,31 @@ class _Reader:
                 raise BitstreamError("corrupted header: length field too long")
 
 
-def pack(c: Container) -> bytes:
+def _header(c: Container, sealed: bool = False) -> bytes:
+    """The header bytes of `c`; `sealed`: with the recon and latent CRCs zeroed (`latent_seal`)."""
+    latent_crcs = c.latent_crcs
+    if latent_crcs and any(m.latent_crc is None for m in c.modalities):
+        raise ValueError("latent CRCs are given for some modalities only")
     name = c.model.encode("utf-8")
     hdr = bytearray([len(name)]) + name + bytes.fromhex(c.weights) + bytes([c.quality, len(c.modalities)])
     for m in c.modalities:
         parts = c.streams.get(m.name, [])
         hdr += _MODALITY.pack(MODALITY_NAMES.index(m.name), m.height, m.width, m.channels, m.bit_depth,
-                              FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1], m.recon_crc)
+                              FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1],
+                              0 if sealed else m.recon_crc)
+        if latent_crcs:
+            hdr += _LATENT_CRC.pack(0 if sealed else m.latent_crc)
         hdr += bytes([len(parts)]) + b"".join(_varint(len(p)) for p in parts)
     hdr += _varint(len(c.side))
     if c.tiling is not None:  # tiling fields follow every version-1 field
         hdr += _TILING.pack(c.tiling.tile, c.tiling.halo)
     if c.effort:
         hdr += bytes([c.effort])
+    return bytes(hdr)
+
+
+def pack(c: Container) -> bytes:
+    hdr = _header(c)
     body = bytearray(_PREFIX.pack(MAGIC, c.version, len(hdr))) + hdr
     for m in c.modalities:
         for part in c.streams.get(m.name, []):
@@ -178,8 +241,10 @@ def pack(c: Container) -> bytes:
     return bytes(body)
 
 
-def unpack(data: bytes) -> Container:
-    """Parse and validate a .mmc file; raise BitstreamError with a one-line reason."""
+def unpack(data: bytes, max_pixels: int | None = None) -> Container:
+    """Parse and validate a .mmc file; raise BitstreamError with a one-line reason.
+    `max_pixels`: also refuse a valid stream whose images add up to more pixels
+    (`check_pixel_budget`; None: the format's bounds only)."""
     if not data:
         raise BitstreamError("empty file, not an mmcodec stream")
     if data[:4] != MAGIC[:len(data[:4])]:
@@ -207,6 +272,7 @@ def unpack(data: bytes) -> Container:
         raise BitstreamError(f"corrupted stream ({len(data) - expected} unexpected trailing bytes)")
     if not crc_ok:
         raise BitstreamError("corrupted stream (CRC mismatch)")
+    check_pixel_budget(container, max_pixels)
     pos = _PREFIX.size + hlen
     for m in container.modalities:
         for n in parts[m.name]:
@@ -226,10 +292,12 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
     quality, count = r.take(1)[0], r.take(1)[0]
     if not 1 <= count <= len(MODALITY_NAMES):
         raise BitstreamError(f"corrupted header: {count} modalities")
+    tiled, exact, effort_recorded, latent_crcs = _version_properties(version)
     mods: list[StreamInfo] = []
     parts: dict[str, list[int]] = {}
     for _ in range(count):
         mid, hh, ww, ch, bd, flags, lo, hi, crc = _MODALITY.unpack(r.take(_MODALITY.size))
+        latent_crc = _LATENT_CRC.unpack(r.take(_LATENT_CRC.size))[0] if latent_crcs else None
         if flags & ~FLAG_HOLES:
             raise BitstreamError(f"corrupted header: unknown flags {flags:#04x}")
         if mid >= len(MODALITY_NAMES) or MODALITY_NAMES[mid] in parts:
@@ -243,11 +311,10 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
         if n_parts > MAX_PARTS:
             raise BitstreamError("corrupted header: too many stream parts")
         parts[name] = [r.varint() for _ in range(n_parts)]
-        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc, bool(flags & FLAG_HOLES)))
+        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc, bool(flags & FLAG_HOLES), latent_crc))
     side_len = r.varint()
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")
-    tiled, exact, effort_recorded = _version_properties(version)
     tiling = None
     if tiled:
         tile, halo = _TILING.unpack(r.take(_TILING.size))
