@@ -20,10 +20,15 @@ that the model builds from the other modality (whatever the hooks of that codec 
 Every operation applies the gains, the latent codec and the synthesis in the same order, so
 `compress` reproduces `decompress` bit for bit, and encoder refinement (mmcodec.refine) and
 training share one path.
+
+`observe_latents` shows a caller (mmcodec.codec, for the stream's latent CRCs) every latent
+that `compress` codes and `decode_latent` decodes, whatever model drives the pipelines.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +40,33 @@ from mmcodec.tiling import Tiling, apply_analysis, apply_synthesis
 Quantise = Callable[[torch.Tensor], torch.Tensor]
 # A transform-stage hook: (stage index, features) -> features (cross-modal fusion after a stage).
 FeatureHook = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+# Receives (pipeline, y_hat, side): the latent as the latent codec returns it, before the
+# inverse gain, and the side information that pipeline sends (compress) or reads (decode).
+LatentObserver = Callable[["ModalityPipeline", torch.Tensor, bytes], None]
+_latent_observer: contextvars.ContextVar[LatentObserver | None] = contextvars.ContextVar("latent_observer",
+                                                                                       default=None)
+
+
+@contextlib.contextmanager
+def observe_latents(observer: LatentObserver) -> Iterator[None]:
+    """While active, every `ModalityPipeline.compress` and `decode_latent` calls
+    `observer(pipeline, y_hat, side)` with the latent its latent codec coded or decoded (ŷ
+    before the inverse gain: symbols + means, what the entropy decoder reproduces) and the
+    side information it sends or reads (b"" for most codecs), before any synthesis runs on
+    the latent. An exception the observer raises ends the coding call."""
+    token = _latent_observer.set(observer)
+    try:
+        yield
+    finally:
+        _latent_observer.reset(token)
+
+
+def _observe(pipeline: "ModalityPipeline", y_hat: torch.Tensor, side: bytes) -> None:
+    observer = _latent_observer.get()
+    if observer is not None:
+        observer(pipeline, y_hat, bytes(side))
 
 
 def stage_fusion(fusion: nn.ModuleDict, features: list[torch.Tensor]) -> FeatureHook:
@@ -78,6 +110,7 @@ class CodedModality:
     x_hat: torch.Tensor           # the reconstruction the decoder will produce
     latent: torch.Tensor          # the decoded latent without gain (another modality's context)
     side: bytes = b""             # side information to transmit
+    y_hat: torch.Tensor | None = None   # the latent codec's output (before the inverse gain)
 
 
 class ModalityPipeline:
@@ -175,10 +208,11 @@ class ModalityPipeline:
                 self.encoder_input(x, cond)     # the side information of the refined encoding
             strings, y_hat = self.latent_codec.compress(latents["y"], z=latents["z"], **self._context(cond))
         side = self.side_bytes(cond)
+        _observe(self, y_hat, side)
         # The reconstruction exactly as the decoder will make it: from the transmitted side values.
         self.receive_side(cond, side)
         latent = self.gains.unscale(y_hat, r)
-        return CodedModality(strings, self.reconstruct(latent, cond, tiling), latent, side)
+        return CodedModality(strings, self.reconstruct(latent, cond, tiling), latent, side, y_hat)
 
     @torch.no_grad()
     def decode_latent(self, strings: list[bytes], hw: tuple[int, int], rate: int, cond: Any = None,
@@ -187,6 +221,7 @@ class ModalityPipeline:
         self.receive_side(cond, side)
         latent_hw = (hw[0] // self.downsampling, hw[1] // self.downsampling)
         y_hat = self.latent_codec.decompress(strings, latent_hw, **self._context(cond))
+        _observe(self, y_hat, side)
         return self.gains.unscale(y_hat, rate_tensor(rate, y_hat.device))
 
     @torch.no_grad()

@@ -22,6 +22,13 @@ class CompressedPair:
     streams: dict[str, list[bytes]]            # per modality: its byte strings
     x_hat: dict[str, torch.Tensor]             # the reconstruction the decoder will produce
     side: bytes = b""                          # model side information, counted in the file
+    # Per modality: the coded latent as the decoder's latent codec will return it (before the
+    # inverse gain), whose CRC the stream carries. Models may leave it None: mmcodec.codec
+    # observes the pipelines (mmcodec.modality_codec.observe_latents) and fills it in.
+    latents: dict[str, torch.Tensor] | None = None
+    # Per modality: the side information its codec sends (b"" for most), sealed into that
+    # modality's latent CRC; filled in with `latents`.
+    latent_side: dict[str, bytes] | None = None
 
 
 class PairModel(CompressionModel):
@@ -59,6 +66,18 @@ class PairModel(CompressionModel):
         """`sizes` are the padded (H, W) of each modality. With `only`, decode that modality
         reading no more streams than `requires(only)`."""
         raise NotImplementedError
+
+    def latent_modality(self, pipeline: object) -> str | None:
+        """The modality whose latent a `ModalityPipeline` of this model codes (for the stream's
+        latent CRCs): the key of `self.codecs` holding it (separate, Lu et al., RGB-D TCM), or
+        the pipeline's own `modality` (CCEM's per-modality views); None if neither names it."""
+        codecs = getattr(self, "codecs", None)
+        if isinstance(codecs, torch.nn.ModuleDict):
+            for name, codec in codecs.items():
+                if codec is pipeline:
+                    return name
+        modality = getattr(pipeline, "modality", None)
+        return modality if modality in self.modalities else None
 
     def size_ratio(self, modality: str) -> int:
         """Linear resolution of `modality` relative to the pair's lowest-resolution modality:
