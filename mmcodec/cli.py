@@ -45,10 +45,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}, "
             f"encoder effort {info['effort']}\n"
             f"  images: {mods}\n  streams: {streams}; side info {info['side_bytes']} B\n"
-            f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
+            f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp\n"
+            f"  format version {info['format_version']}, latent CRCs {'yes' if info['latent_crcs'] else 'no'}, "
+            f"{info['pixels']} pixels to decode")
     if info["tiling"]:
         text += (f"\n  tiled synthesis: tiles of up to {info['tiling']['tile_pixels']} px, "
-                 f"halo {info['tiling']['halo_pixels']} px (format version {info['format_version']})")
+                 f"halo {info['tiling']['halo_pixels']} px")
     _emit(args, info, text)
     return 0
 
@@ -130,7 +132,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from mmcodec.codec import Codec, codec_for_stream, read_container
     from mmcodec.data.images import write_image
-    from mmcodec.errors import BadInputError, ModelMismatchError
+    from mmcodec.errors import BadInputError, ModelMismatchError, ReconstructionMismatchWarning
     src = Path(args.file)
     files = sorted(src.glob("*.mmc")) if src.is_dir() else [src]
     if src.is_dir() and not files:
@@ -141,14 +143,21 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     codecs: dict[tuple[str, int], Codec] = {}
     written = []
     for f in tqdm(files, desc="decompress", unit="pair", disable=len(files) == 1 or args.json):
-        c, _ = read_container(f)
+        c, _ = read_container(f, max_pixels=args.max_pixels)   # before any model is loaded
         key = (c.model, c.quality)
         if key not in codecs:
             try:
                 codecs[key] = codec_for_stream(c)
             except ModelMismatchError as exc:
                 raise ModelMismatchError(f"{f}: {exc}") from None
-        images = codecs[key].decompress(c, only=args.only)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ReconstructionMismatchWarning)
+            images = codecs[key].decompress(c, only=args.only, strict=args.strict, max_pixels=args.max_pixels)
+        for w in caught:
+            if issubclass(w.category, ReconstructionMismatchWarning):
+                print(f"mmcodec: warning: {f}: {' '.join(str(w.message).split())}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         names = _folder_names([m.name for m in c.modalities])
         pair_files: list[Path] = []
         try:
@@ -230,6 +239,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _pixel_bound(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a pixel count >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmcodec", description="Learned joint compression of multi-modal image pairs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -262,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file", help=".mmc file or folder of .mmc files")
     sp.add_argument("-o", "--output", required=True, help="output directory")
     sp.add_argument("--only", choices=["rgb", "ir", "depth"], help="decode one modality only")
+    sp.add_argument("--strict", action="store_true",
+                    help="refuse an image that differs from the encoder's reconstruction even when every latent "
+                    "decoded exactly (default: write it with a warning; only files of format version 9+ "
+                    "can tell, older ones are always refused)")
+    from mmcodec.bitstream.container import DEFAULT_MAX_PIXELS
+    sp.add_argument("--max-pixels", type=_pixel_bound, default=DEFAULT_MAX_PIXELS, metavar="N",
+                    help="refuse a file whose images add up to more than N pixels (sum of height x width over "
+                    f"the modalities), before decoding; default {DEFAULT_MAX_PIXELS} (2^27, a pair of "
+                    "8192x8192 images); 0 = only the format's limits")
     sp.set_defaults(func=cmd_decompress)
 
     sp = add("info", "describe a .mmc file")

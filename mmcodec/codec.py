@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
-from mmcodec.bitstream.container import MAX_DIM, MAX_PIXELS
+from mmcodec.bitstream.container import DEFAULT_MAX_PIXELS, MAX_DIM, MAX_PIXELS, check_pixel_budget, latent_seal
 from mmcodec.latent_codecs.rans_guard import guard_entropy_decoders, stream_symbol_bound
 from mmcodec.data.images import ModalityImage, denormalise, load_modality
 from mmcodec.latent_codecs import entropy_parameter_path, has_exact_entropy_parameters
-from mmcodec.errors import BadInputError, BitstreamError, MMCodecError, ModelMismatchError
-from mmcodec.models.base import CompressedPair
+from mmcodec.errors import (BadInputError, BitstreamError, MMCodecError, ModelMismatchError,
+                            ReconstructionMismatchWarning)
+from mmcodec.modality_codec import observe_latents
+from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.registry import InstalledModel, find_model
 from mmcodec.refine import DEFAULT_EFFORT, EFFORT_ITERATIONS, check_effort, rd_cost, refine, supports_refinement
 from mmcodec.tiling import check_tile_option, plan_tiling
@@ -45,6 +48,51 @@ _BAD_PAYLOAD = (ValueError, RuntimeError, OverflowError)
 
 def _recon_crc(arr: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(arr).tobytes()) & 0xFFFFFFFF
+
+
+def _latent_crc(y_hat: torch.Tensor, seal: int) -> int:
+    """CRC-32 of one modality's decoded latent, continuing from its `latent_seal` in the stream.
+
+    Hashed: ŷ as the latent codec returns it, before the inverse gain, as float32 in C order
+    (1, M, h, w), little-endian, with -0 written as +0. Why this is exact on every machine:
+    for exact streams (integer entropy parameters, every hyperprior-family codec) ŷ = s + μ,
+    where s is the integer the rANS decoder returns and μ comes from the integer networks (a
+    multiple of 2^-16 computed in integer-valued float64, identical on every IEEE-754 CPU,
+    BLAS and GPU; docs/bitstream.md, Determinism); s + μ is one float32 addition, correctly
+    rounded, so its bits are the same everywhere. Nothing computed by a float network enters
+    (the inverse gain, a float product, and g_s come after). The sign of zero is normalised
+    because the encoder forms round(y - μ) + μ and the decoder s + μ: equal values, but
+    round(-0.3) + (-0.0) is -0.0 where 0 + (-0.0) is +0.0. For float-path streams (channel-
+    slice codecs: CCEM, RGB-D TCM; versions without integer parameters) μ and the latent
+    residual prediction are float network outputs: ŷ, like those streams' entropy decoding
+    itself, is exact on the encoder's platform only."""
+    canonical = (y_hat.detach().to(device="cpu", dtype=torch.float32) + 0.0).contiguous().numpy()
+    return zlib.crc32(canonical.astype("<f4", copy=False).data, seal) & 0xFFFFFFFF
+
+
+class _LatentRecord:
+    """The latents (and side information) a model's pipelines code or decode during one
+    call, by modality (`observe_latents`; `PairModel.latent_modality` names the pipeline).
+    With `stream` (a container with latent CRCs) each decoded latent is checked as soon as it
+    exists, before its synthesis runs: a mismatch is a corrupted or desynchronised stream."""
+
+    def __init__(self, model: PairModel, stream: Container | None = None) -> None:
+        self.model, self.stream = model, stream
+        self.latents: dict[str, torch.Tensor] = {}
+        self.sides: dict[str, bytes] = {}
+
+    def __call__(self, pipeline: object, y_hat: torch.Tensor, side: bytes) -> None:
+        m = self.model.latent_modality(pipeline)
+        if m is None:
+            raise RuntimeError(f"{type(self.model).__name__} codes a latent with a pipeline it does not name "
+                               "(PairModel.latent_modality)")
+        self.latents[m], self.sides[m] = y_hat, side
+        if self.stream is None:
+            return
+        expected = next(i.latent_crc for i in self.stream.modalities if i.name == m)
+        if _latent_crc(y_hat, latent_seal(self.stream, m, side)) != expected:
+            raise BitstreamError(f"decoded {m} latent does not match the encoder's "
+                                 "(corrupted payload or decoder desynchronised)")
 
 
 @contextlib.contextmanager
@@ -72,6 +120,9 @@ class Codec:
     # versions 3 and 4). False writes the float-path streams of earlier mmcodec (versions 1
     # and 2): for comparisons and tests.
     exact_entropy_parameters: bool = True
+    # Write a CRC of each modality's decoded latent (format versions 9-16). False writes the
+    # files of mmcodec before latent CRCs (versions 1-8), byte for byte: for tests.
+    latent_crcs: bool = True
 
     def __init__(self, installed: InstalledModel, quality: int | None = None,
                  device: str | torch.device = "cpu", tile: int | None = None) -> None:
@@ -194,7 +245,7 @@ class Codec:
         exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)
         tiled = {"tiling": tiling} if tiling else {}
         with _bit_exact_threads(), entropy_parameter_path(self.model, exact):
-            out = self.model.compress(x, quality - 1, **tiled)
+            out = self._compress(x, quality - 1, **tiled)
             if effort:
                 out = self._refined(out, x, images, quality, effort, tiled, report, progress)
         infos, recon = [], {}
@@ -202,10 +253,28 @@ class Codec:
             im = images[m]
             recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
-                                    _recon_crc(recon[m]), im.holes))
-        blob = pack(Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling,
-                              exact_params=exact, effort=effort))
-        return blob, recon
+                                    _recon_crc(recon[m]), im.holes, 0 if self.latent_crcs else None))
+        c = Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling,
+                      exact_params=exact, effort=effort)
+        if self.latent_crcs:   # the seal zeroes the CRC fields: the placeholders above do not count
+            for info in infos:
+                info.latent_crc = _latent_crc(out.latents[info.name],
+                                              latent_seal(c, info.name, out.latent_side[info.name]))
+        return pack(c), recon
+
+    def _compress(self, x: dict[str, torch.Tensor], rate: int, **kwargs: Any) -> CompressedPair:
+        """`model.compress`, with `latents` filled in from the pipelines where the model left it None."""
+        record = _LatentRecord(self.model)
+        with observe_latents(record):
+            out = self.model.compress(x, rate, **kwargs)
+        if out.latents is None:
+            out.latents, out.latent_side = record.latents, record.sides
+        if out.latent_side is None:
+            out.latent_side = {m: b"" for m in out.latents}
+        missing = [m for m in self.modalities if m not in out.latents]
+        if missing:
+            raise RuntimeError(f"model {self.name} coded no latent for {', '.join(missing)}")
+        return out
 
     def _refined(self, out: CompressedPair, x: dict[str, torch.Tensor], images: dict[str, ModalityImage],
                  quality: int, effort: int, tiled: dict, report: dict[str, Any] | None,
@@ -221,7 +290,7 @@ class Codec:
         valid = {m: (im.height, im.width) for m, im in images.items()}
         latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_ITERATIONS[effort],
                               progress=progress, **tiled)
-        refined = self.model.compress(x, quality - 1, latents=latents, **tiled)
+        refined = self._compress(x, quality - 1, latents=latents, **tiled)
 
         def real_cost(pair: CompressedPair) -> dict[str, float]:
             bits = {m: 8.0 * sum(map(len, pair.streams[m])) for m in self.modalities}
@@ -232,7 +301,10 @@ class Codec:
         if getattr(self.model, "independent_modalities", False):
             keep = {m: after[m] < before[m] for m in self.modalities}
             chosen = CompressedPair({m: (refined if keep[m] else out).streams[m] for m in self.modalities},
-                                    {m: (refined if keep[m] else out).x_hat[m] for m in self.modalities})
+                                    {m: (refined if keep[m] else out).x_hat[m] for m in self.modalities},
+                                    latents={m: (refined if keep[m] else out).latents[m] for m in self.modalities},
+                                    latent_side={m: (refined if keep[m] else out).latent_side[m]
+                                                 for m in self.modalities})
         else:
             better = sum(after.values()) < sum(before.values())
             keep = {m: better for m in self.modalities}
@@ -246,8 +318,23 @@ class Codec:
 
     # -- decoding -------------------------------------------------------------------------
     @torch.no_grad()
-    def decompress(self, blob: bytes | Container, only: str | None = None) -> dict[str, np.ndarray]:
-        c = blob if isinstance(blob, Container) else unpack(blob)
+    def decompress(self, blob: bytes | Container, only: str | None = None, strict: bool = False,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
+        """Decode a stream to integer images (only `only`, if given).
+
+        Streams with latent CRCs (format versions 9-16): a decoded latent that differs from the
+        encoder's is refused (BitstreamError); an image that differs from the encoder's
+        reconstruction although every latent matched (the float synthesis rounded differently
+        on this machine, e.g. ±1 in a few pixels) is returned with a
+        ReconstructionMismatchWarning, or refused with `strict=True`. Older streams (versions
+        1-8) have only the reconstruction CRC: any mismatch is refused, as before.
+        `max_pixels`: refuse a stream whose images add up to more pixels (0 or None: no bound
+        beyond the format's), before anything is allocated."""
+        if isinstance(blob, Container):
+            c = blob
+            check_pixel_budget(c, max_pixels)
+        else:
+            c = unpack(blob, max_pixels)
         if c.model != self.name:
             raise ModelMismatchError(f"stream was written by model {c.model!r}, not {self.name!r}")
         if c.weights != self.installed.weights_hash:
@@ -272,9 +359,12 @@ class Codec:
             raise BitstreamError(f"corrupted header: format version {c.version} (integer entropy parameters) "
                                  f"for model {self.name}, which has none")
         sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
+        # Each decoded latent is checked against the stream's latent CRC before its synthesis.
+        record = _LatentRecord(self.model, c) if c.latent_crcs else None
         try:
             with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads(), \
-                    entropy_parameter_path(self.model, c.exact_params):
+                    entropy_parameter_path(self.model, c.exact_params), \
+                    (observe_latents(record) if record is not None else contextlib.nullcontext()):
                 x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
                                               **({"tiling": c.tiling} if c.tiling else {}))
         except (NotImplementedError, RecursionError):
@@ -284,13 +374,23 @@ class Codec:
         result = {}
         for m, t in x_hat.items():
             i = infos[m]
+            if record is not None and m not in record.latents:
+                raise RuntimeError(f"model {self.name} decoded {m} without decoding its latent")
             if not torch.isfinite(t).all():  # garbage symbols can overflow the synthesis transform
                 raise BitstreamError(f"corrupted payload: decoded {m} image is not finite")
             arr = denormalise(t[0, :, :i.height, :i.width].cpu().numpy(), i.bit_depth, i.channels, i.value_range,
                               i.holes)
             if _recon_crc(arr) != i.recon_crc:
-                raise BitstreamError(f"decoded {m} image does not match the encoder's reconstruction "
-                                     "(corrupted payload or decoder desynchronised)")
+                if record is None:  # no latent CRC (versions 1-8): nothing tells rounding from damage
+                    raise BitstreamError(f"decoded {m} image does not match the encoder's reconstruction "
+                                         "(corrupted payload or decoder desynchronised)")
+                if strict:
+                    raise BitstreamError(f"decoded {m} image does not match the encoder's reconstruction "
+                                         "although its latent does (the synthesis rounds differently on this "
+                                         "machine); refused (strict)")
+                warnings.warn(f"decoded {m} image differs from the encoder's reconstruction although its latent "
+                              "matches (the synthesis rounds differently on this machine, typically ±1 in a few "
+                              "pixels); kept (strict refuses)", ReconstructionMismatchWarning, stacklevel=2)
             result[m] = arr
         return result
 
@@ -305,7 +405,9 @@ def load(name: str | None = None, quality: int | None = None, pair: str = "ir-vi
     return Codec(installed, quality, device, tile)
 
 
-def read_container(path_or_bytes: str | os.PathLike | bytes) -> tuple[Container, int]:
+def read_container(path_or_bytes: str | os.PathLike | bytes,
+                   max_pixels: int | None = None) -> tuple[Container, int]:
+    """Read and validate a stream (`unpack`); `max_pixels` as in `Codec.decompress`."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
         data = bytes(path_or_bytes)
     else:
@@ -313,7 +415,7 @@ def read_container(path_or_bytes: str | os.PathLike | bytes) -> tuple[Container,
         if not p.is_file():
             raise BadInputError(f"file not found: {p}")
         data = p.read_bytes()
-    return unpack(data), len(data)
+    return unpack(data, max_pixels), len(data)
 
 
 def codec_for_stream(c: Container, device: str | torch.device = "cpu") -> Codec:
@@ -327,10 +429,12 @@ def codec_for_stream(c: Container, device: str | torch.device = "cpu") -> Codec:
     return Codec(installed, c.quality, device)
 
 
-def decompress(blob: bytes, only: str | None = None, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Decode a `.mmc` stream with the model named in its header."""
-    c = unpack(blob)
-    return codec_for_stream(c, device).decompress(c, only=only)
+def decompress(blob: bytes, only: str | None = None, device: str | torch.device = "cpu", strict: bool = False,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, np.ndarray]:
+    """Decode a `.mmc` stream with the model named in its header. `strict`, `max_pixels`: see
+    `Codec.decompress` (the pixel bound is checked before the model is loaded)."""
+    c = unpack(blob, max_pixels)
+    return codec_for_stream(c, device).decompress(c, only=only, strict=strict, max_pixels=max_pixels)
 
 
 def info(blob: bytes) -> dict[str, Any]:

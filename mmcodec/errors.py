@@ -36,3 +36,9 @@ class TrainingDivergedError(MMCodecError):
     the start point, usually); the last good checkpoint is left as it was."""
 
     exit_code = 3
+
+
+class ReconstructionMismatchWarning(UserWarning):
+    """A decoded image differs from the encoder's reconstruction although every latent decoded
+    exactly (format versions 9-16): the float synthesis rounded differently on this machine.
+    `strict` decoding refuses such a stream instead (BitstreamError)."""

@@ -1,11 +1,11 @@
 """Digests for golden-output tests, split by what is exact on every machine.
 
-A `.mmc` file holds the entropy-coded latents (exact given the latents) and a CRC of the
-float reconstruction. The reconstruction is not exact across CPUs: another SIMD kernel can
+A `.mmc` file holds the entropy-coded latents (exact given the latents), a CRC of the
+decoded latents (format versions 9-16) and a CRC of the float reconstruction. The reconstruction is not exact across CPUs: another SIMD kernel can
 move a float across a rounding boundary and change one code value in a few pixels (most
 often for 16-bit depth), which changes the CRC and so the file. So a golden test checks
 - `coded_digest`: everything in the file but the reconstruction CRCs (header, streams,
-  side information), exactly;
+  side information), exactly; the latent CRCs only of exact streams (see below);
 - `reconstruction_means`: the decoded images' mean code values, within `MEAN_TOLERANCE`;
 - the whole file's hash, only on a machine whose float kernels reproduce the recording
   machine's (`same_float_kernels`: a canary of conv and attention outputs).
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import mmcodec
-from mmcodec.bitstream import unpack
+from mmcodec.bitstream import pack, unpack
 
 MEAN_TOLERANCE = 0.05       # code values: a few one-step flips move a mean by far less
 # sha256 prefix of `float_canary()` on the machine that recorded the golden tables.
@@ -34,12 +34,28 @@ def coded_digest(blob: bytes) -> str:
     for m in c.modalities:
         info = m.to_json()
         info.pop("recon_crc")
+        # The latent CRC (versions 9-16) hashes the decoded latents: exact on every machine for
+        # exact streams (integer entropy parameters), so it counts there. A float-path stream's
+        # latents (CCEM, LIC-TCM: float means and latent residual prediction) are not, like the
+        # reconstruction. Streams without it (versions 1-8) hash as before latent CRCs existed.
+        latent_crc = info.pop("latent_crc", None)
+        if latent_crc is not None and c.exact_params:
+            info["latent_crc"] = latent_crc
         h.update(repr(sorted(info.items())).encode())
     for name in sorted(c.streams):
         for part in c.streams[name]:
             h.update(len(part).to_bytes(4, "big") + part)
     h.update(c.side)
     return h.hexdigest()[:16]
+
+
+def without_latent_crcs(blob: bytes) -> bytes:
+    """The same file as mmcodec wrote it before latent CRCs (`Codec.latent_crcs = False`):
+    format version - 8, one u32 less per modality record, everything else unchanged."""
+    c = unpack(blob)
+    for m in c.modalities:
+        m.latent_crc = None
+    return pack(c)
 
 
 def file_digest(blob: bytes) -> str:

@@ -173,20 +173,20 @@ def test_integer_network_is_cached_and_rebuilt_when_weights_change():
     assert codec.integer_h_s() is not second
 
 
-def test_codec_round_trip_writes_version_3_and_still_decodes_float_path_streams(tiny_env):
+def test_codec_round_trip_writes_exact_streams_and_still_decodes_float_path_streams(tiny_env):
     images = {"rgb": load_modality("rgb", smooth_image(96, 128, 3, 21)),
               "ir": load_modality("ir", smooth_image(96, 128, 1, 22))}
     codec = mmcodec.load("ir-vi/tiny", quality=2)
     blob, recon = codec.encode(images)
     c = unpack(blob)
-    assert c.version == 3 and c.exact_params
+    assert c.version == 11 and c.exact_params  # 3 + latent CRCs
     for m, a in mmcodec.decompress(blob).items():
         assert np.array_equal(a, recon[m])
-    # A stream of the float path (as mmcodec wrote before integer parameters): version 1,
-    # decoded by a default codec with the float path.
+    # A stream of the float path (as mmcodec wrote before integer parameters): version 1 (9 with
+    # the latent CRCs written since), decoded by a default codec with the float path.
     codec.exact_entropy_parameters = False
     old_blob, old_recon = codec.encode(images)
-    assert unpack(old_blob).version == 1 and not unpack(old_blob).exact_params
+    assert unpack(old_blob).version == 9 and not unpack(old_blob).exact_params  # 1 + latent CRCs
     for m, a in mmcodec.load("ir-vi/tiny", quality=2).decompress(old_blob).items():
         assert np.array_equal(a, old_recon[m])
 
@@ -199,7 +199,7 @@ def test_exact_stream_for_a_model_without_an_integer_path_is_refused(tiny_env, m
         mmcodec.decompress(blob)
     c = unpack(blob)
     c.exact_params = False   # relabelled as a float-path stream: no longer refused by the header
-    assert pack(c)[4:6] == b"\x00\x01"
+    assert pack(c)[4:6] == b"\x00\x09"   # 1 + latent CRCs
 
 
 # -- spatial-context codecs -----------------------------------------------------------------

@@ -4,6 +4,13 @@ Recorded from main at 1917dfe, before the pipeline redesign (issue 19): every sh
 at every quality, on a synthetic pair and on one real pair of its type (a 128 x 128 crop from
 ../shared/data/fixture_tiny). The stream carries a CRC of the reconstruction, so equal files
 also mean equal decoded images. What is checked on which machine: tests/golden.py.
+
+Since issue 24 files carry a CRC of each decoded latent (format versions 9-16, 4 bytes per
+modality). GOLDEN keeps the files recorded before: the file stripped of its latent CRCs (what
+`Codec.latent_crcs = False` writes) must still be byte for byte the recorded one, so the streams,
+header and reconstruction are unchanged. LATENT_CRC_GOLDEN is the file as written now, re-recorded
+when latent CRCs were added (its coded digest includes the latent CRCs of exact streams: every
+model here but CCEM).
 """
 from __future__ import annotations
 
@@ -11,11 +18,13 @@ import numpy as np
 import pytest
 
 import mmcodec
+from mmcodec.bitstream import unpack
 from mmcodec.data.images import load_modality
 from mmcodec.data.pairs import data_root
 
 from conftest import smooth_image
-from golden import MEAN_TOLERANCE, coded_digest, file_digest, reconstruction_means, same_float_kernels
+from golden import (MEAN_TOLERANCE, coded_digest, file_digest, reconstruction_means, same_float_kernels,
+                    without_latent_crcs)
 
 REAL = {"ir-vi": ("ir_vi", {"rgb": "vi", "ir": "ir"}, "roadscene_FLIR_00006.png"),
         "rgb-d": ("rgb_depth", {"rgb": "rgb", "depth": "depth"}, "redwood_00000.png")}
@@ -57,6 +66,43 @@ GOLDEN = {
 }
 
 
+# (model, input, quality) -> (file hash, coded digest) of the file with latent CRCs (versions 9-16)
+LATENT_CRC_GOLDEN = {
+    ("ir-vi/ccem", "real", 1): ("704fd24a972f31d6", "0accbc426a0536d1"),
+    ("ir-vi/ccem", "real", 2): ("cf234c561a8e1e15", "d58fa59896fe782a"),
+    ("ir-vi/ccem", "real", 3): ("9414304e2e0a9c1a", "c4e0fddb45ff9f2a"),
+    ("ir-vi/ccem", "real", 4): ("d8fad44b6bb05768", "c281037d43536935"),
+    ("ir-vi/ccem", "synthetic", 1): ("241eaa95199b21bf", "2ba67cf212d0959c"),
+    ("ir-vi/ccem", "synthetic", 2): ("cbd53a211c7a0d79", "683211ab02c9d092"),
+    ("ir-vi/ccem", "synthetic", 3): ("9bea9a0b03b92ae1", "9eaf604f74145a6f"),
+    ("ir-vi/ccem", "synthetic", 4): ("4fa5520d92c492a9", "666a0adacd34c596"),
+    ("ir-vi/lu2022", "real", 1): ("37deb7d1b02805d2", "ab1192a0863028ef"),
+    ("ir-vi/lu2022", "real", 2): ("21e679e3affc18f1", "ab89d40d370c95fd"),
+    ("ir-vi/lu2022", "real", 3): ("18403cb1ff5b4866", "eadfbf536cce7d5a"),
+    ("ir-vi/lu2022", "real", 4): ("9c9859ffea886035", "2857b4495de02c7f"),
+    ("ir-vi/lu2022", "synthetic", 1): ("aca13ebbcc00e4e0", "fa0bac7fbd610f89"),
+    ("ir-vi/lu2022", "synthetic", 2): ("42b15d646c90c7cb", "8b0b8e3f2eb9305e"),
+    ("ir-vi/lu2022", "synthetic", 3): ("187e806dcab2d1b8", "ad2b972df937130b"),
+    ("ir-vi/lu2022", "synthetic", 4): ("308de9f660c2cb0f", "ab69d572c0162811"),
+    ("ir-vi/separate", "real", 1): ("2efe7abf6575b188", "cb787e623d34ebe3"),
+    ("ir-vi/separate", "real", 2): ("aeb62d5aac4dbc9e", "c3b61a82c202ceb0"),
+    ("ir-vi/separate", "real", 3): ("e7ad7291d930b449", "bd4b16810f46d1d7"),
+    ("ir-vi/separate", "real", 4): ("098861375bf8697f", "2f6912ffd3cebdba"),
+    ("ir-vi/separate", "synthetic", 1): ("53977b3317803ffd", "54e4930a828d01eb"),
+    ("ir-vi/separate", "synthetic", 2): ("ac0a8492c4a4f64b", "6701e2c9e8b39838"),
+    ("ir-vi/separate", "synthetic", 3): ("a593024ca94a13d4", "d2850877e8c8caf5"),
+    ("ir-vi/separate", "synthetic", 4): ("3cd4a1d0f549b852", "7856953d96d328f8"),
+    ("rgb-d/hyperprior", "real", 1): ("bb02f6426f8eccbe", "1f3fac7c1e16a165"),
+    ("rgb-d/hyperprior", "real", 2): ("9ff7b1e32e53c839", "7f71395cb9e529a8"),
+    ("rgb-d/hyperprior", "real", 3): ("9545051c37b374a2", "dc3cbf5ad048a49f"),
+    ("rgb-d/hyperprior", "real", 4): ("8feab9e5c686e116", "0b926bc5effe201f"),
+    ("rgb-d/hyperprior", "synthetic", 1): ("6daafcd306636a60", "0bec1201dd3539de"),
+    ("rgb-d/hyperprior", "synthetic", 2): ("341cdab6d3f06ee0", "761eb1ff5e55f1fb"),
+    ("rgb-d/hyperprior", "synthetic", 3): ("fed4b827e444daeb", "1d471135ec080e18"),
+    ("rgb-d/hyperprior", "synthetic", 4): ("aa83d6872c6af80e", "34998f6cd9033ca7"),
+}
+
+
 def _inputs(pair: str, kind: str) -> dict:
     modalities = ("rgb", "ir") if pair == "ir-vi" else ("rgb", "depth")
     if kind == "synthetic":
@@ -79,14 +125,19 @@ def encode(model: str, kind: str, quality: int) -> bytes:
 def test_shipped_model_bytes_are_unchanged(model, kind, quality):
     blob = encode(model, kind, quality)
     file_hash, coded_hash, means = GOLDEN[(model, kind, quality)]
-    assert coded_digest(blob) == coded_hash
+    new_file_hash, new_coded_hash = LATENT_CRC_GOLDEN[(model, kind, quality)]
+    old = without_latent_crcs(blob)
+    assert unpack(blob).version == unpack(old).version + 8 and len(blob) == len(old) + 8
+    assert coded_digest(old) == coded_hash
+    assert coded_digest(blob) == new_coded_hash
     for m, mean in reconstruction_means(blob).items():
         assert abs(mean - means[m]) <= MEAN_TOLERANCE, m
     if same_float_kernels():
-        assert file_digest(blob) == file_hash
+        assert file_digest(old) == file_hash
+        assert file_digest(blob) == new_file_hash
 
 
-if __name__ == "__main__":   # print the table (run from the tests folder on the commit to record)
+if __name__ == "__main__":   # print LATENT_CRC_GOLDEN (run from the tests folder on the commit to record)
     import torch
     from mmcodec.models.registry import find_model
     torch.set_num_threads(1)
@@ -94,5 +145,4 @@ if __name__ == "__main__":   # print the table (run from the tests folder on the
         for kind in ("real", "synthetic"):
             for q in find_model(name).qualities:
                 blob = encode(name, kind, q)
-                print(f'    ("{name}", "{kind}", {q}): ("{file_digest(blob)}", "{coded_digest(blob)}", '
-                      f'{reconstruction_means(blob)}),', flush=True)
+                print(f'    ("{name}", "{kind}", {q}): ("{file_digest(blob)}", "{coded_digest(blob)}"),', flush=True)

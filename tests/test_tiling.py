@@ -139,13 +139,18 @@ def test_tiled_stream_decodes_to_the_encoders_reconstruction(codec_env):
     codec = mmcodec.load("ir-vi/tiling", quality=1, tile=128)
     blob, recon = codec.encode({m: load_modality(m, a) for m, a in pair(300, 170).items()})
     c = unpack(blob)
-    assert c.tiling == Tiling(8, 2) and c.version == 4 and c.exact_params  # tiled, integer h_s
+    assert c.tiling == Tiling(8, 2) and c.version == 12 and c.exact_params  # tiled, integer h_s, latent CRCs
     out = mmcodec.decompress(blob)  # a fresh codec: the tiling comes from the stream
     for info in c.modalities:
         assert np.array_equal(out[info.name], recon[info.name]) and crc(out[info.name]) == info.recon_crc
     assert np.array_equal(codec.decompress(blob, only="ir")["ir"], recon["ir"])
-    # Another tiling than the encoder's gives another image, which the recon CRC refuses.
+    # Another tiling than the encoder's gives another image: the tiling is sealed into the
+    # latent CRCs (versions 9-16), and the recon CRC refuses it in a stream without them.
     c.tiling = Tiling(8, 0)
+    with pytest.raises(BitstreamError, match="latent does not match the encoder's"):
+        codec.decompress(pack(c))
+    for info in c.modalities:
+        info.latent_crc = None
     with pytest.raises(BitstreamError, match="does not match the encoder's reconstruction"):
         codec.decompress(pack(c))
 
