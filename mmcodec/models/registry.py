@@ -65,6 +65,8 @@ class InstalledModel:
     default: bool = False
     description: str = ""
     budget: dict[str, Any] = field(default_factory=dict)
+    kind: str = "image"       # "video": an mmcodec.video model (`installed_models(kind="video")`)
+    extra: dict[str, Any] = field(default_factory=dict)   # other manifest keys (video: iframe_model)
 
     @property
     def pair(self) -> str:
@@ -120,7 +122,7 @@ def read_manifest(manifest: Path) -> InstalledModel:
     if missing:
         raise malformed(f"missing {', '.join(repr(k) for k in missing)}")
     expected = {"name": str, "arch": str, "kwargs": dict, "modalities": list, "lambdas": list, "default": bool,
-                "description": str, "budget": dict}
+                "description": str, "budget": dict, "kind": str}
     wrong = [k for k, kind in expected.items() if k in m and not isinstance(m[k], kind)]
     if wrong:
         raise malformed(f"{wrong[0]!r} must be a JSON {expected[wrong[0]].__name__}, got {m[wrong[0]]!r}")
@@ -128,14 +130,16 @@ def read_manifest(manifest: Path) -> InstalledModel:
         raise malformed(f"'lambdas' must be a non-empty list of numbers, got {m['lambdas']!r}")
     return InstalledModel(m["name"], m["arch"], m.get("kwargs", {}), list(m["modalities"]), list(m["lambdas"]),
                           path.with_suffix(".safetensors"), bool(m.get("default", False)),
-                          m.get("description", ""), m.get("budget", {}))
+                          m.get("description", ""), m.get("budget", {}), m.get("kind", "image"),
+                          {k: v for k, v in m.items() if k not in expected and k not in ("name", "arch", "kwargs")})
 
 
 _WARNED: set[tuple[str, str]] = set()   # (manifest, problem) already reported by this process
 
 
-def installed_models() -> list[InstalledModel]:
-    """Every model with a well-formed manifest and its weights in the model directories. A
+def installed_models(kind: str = "image") -> list[InstalledModel]:
+    """Every model of `kind` ("image" pair models, or "video" models) with a well-formed
+    manifest and its weights in the model directories. A
     manifest that cannot be used is skipped with a one-line warning on stderr (once per
     process), so that a broken file does not silently hide a model."""
     import sys
@@ -153,7 +157,8 @@ def installed_models() -> list[InstalledModel]:
                 if not model.weights_path.is_file():
                     problem = f"model manifest {manifest}: weights {model.weights_path.name} not found"
             if problem is None:
-                seen[model.name] = model
+                if model.kind == kind:
+                    seen[model.name] = model
             elif (str(manifest), problem) not in _WARNED:
                 _WARNED.add((str(manifest), problem))
                 print(f"mmcodec: warning: skipped {problem}", file=sys.stderr)
