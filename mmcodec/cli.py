@@ -29,14 +29,41 @@ def _folder_names(modalities: list[str] | tuple[str, ...]) -> dict[str, str]:
 # -- commands --------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
     from mmcodec.models.registry import installed_models
-    models = [m.summary() for m in installed_models()]
+    models = [m.summary() for m in installed_models() + installed_models(kind="video")]
     lines = [f"{m['name']:<22} {'+'.join(m['modalities']):<10} qualities {m['qualities'][0]}..{m['qualities'][-1]}"
              f"{'  (default)' if m['default'] else ''}  {m['description']}" for m in models]
     _emit(args, models, "\n".join(lines) or "no models installed")
     return 0
 
 
+def _is_video_file(path: str) -> bool:
+    from mmcodec.bitstream.video_container import VIDEO_MAGIC
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as fh:
+        return fh.read(4) == VIDEO_MAGIC
+
+
+def cmd_info_video(args: argparse.Namespace) -> int:
+    from mmcodec.bitstream.video_container import unpack_video
+    data = Path(args.file).read_bytes()
+    info = unpack_video(data).info(len(data))
+    per = ", ".join(f"{m} {info['stream_bytes'][m]} B ({info['bpp'][m]:.4f} bpp)" for m in info["stream_bytes"])
+    mean = "; ".join(f"{t}-frames " + ", ".join(f"{m} {v:.0f} B" for m, v in d.items() if v is not None)
+                     for t, d in info["mean_bytes"].items() if any(v is not None for v in d.values()))
+    text = (f"{args.file}: video model {info['model']} (weights {info['weights']}), I-frames by "
+            f"{info['iframe_model']} ({info['iframe_weights']}), quality {info['quality']}\n"
+            f"  {info['frames']} frames {info['width']}x{info['height']}, GOP {info['gop']} ({info['frame_types']})\n"
+            f"  streams: {per}; mean per frame: {mean}\n"
+            f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
+    _emit(args, info, text)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
+    if _is_video_file(args.file):
+        return cmd_info_video(args)
     from mmcodec.codec import read_container
     c, size = read_container(args.file)
     info = c.info(size)
@@ -128,7 +155,69 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress_video(args: argparse.Namespace) -> int:
+    from mmcodec.files import atomic_write
+    from mmcodec.video.codec import VideoCodec
+    from mmcodec.video.frames import read_pair_sequences
+    from mmcodec.errors import BadInputError
+    out = Path(args.output)
+    if out.is_dir():
+        raise BadInputError(f"output must be a file, not a directory: {out}")
+    seqs = read_pair_sequences(args.rgb, args.ir, args.frames)   # checks counts and sizes first
+    vc = VideoCodec.load(args.model, args.quality)
+    blob, _ = vc.encode(seqs, args.gop, progress=not args.json)
+    try:
+        atomic_write(out, blob)
+    except OSError as exc:
+        raise BadInputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    n = len(seqs["ir"])
+    h, w = seqs["ir"][0].shape
+    summary = {"output": str(out), "model": vc.name, "quality": vc.quality, "gop": args.gop, "frames": n,
+               "bytes": len(blob), "pair_bpp": 8.0 * len(blob) / (n * h * w)}
+    _emit(args, summary, f"{out}: {n} frames, {len(blob)} bytes, {summary['pair_bpp']:.4f} bpp (pair), "
+          f"{vc.name} q{vc.quality}, GOP {args.gop}")
+    return 0
+
+
+def cmd_decompress_video(args: argparse.Namespace) -> int:
+    from mmcodec.bitstream.video_container import unpack_video
+    from mmcodec.errors import BadInputError, ReconstructionMismatchWarning
+    from mmcodec.video.codec import codec_for_video
+    from mmcodec.video.frames import write_frames
+    if args.only == "depth":
+        raise BadInputError("--only depth: a video stream holds ir and rgb")
+    src = Path(args.file)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"output must be a directory: {out_dir}")
+    data = src.read_bytes()
+    header = unpack_video(data, need=())          # header and index checks before a model loads
+    vc = codec_for_video(header)
+    wanted = None if args.only is None else tuple(vc.model.requires(args.only))
+    c = unpack_video(data, need=wanted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ReconstructionMismatchWarning)
+        frames = vc.decode(c, only=args.only, progress=not args.json, strict=args.strict)
+    for w in caught:
+        print(f"mmcodec: warning: {src}: {' '.join(str(w.message).split())}", file=sys.stderr)
+    # Everything is decoded before the first file is written: a damaged stream leaves nothing.
+    names = _folder_names(["rgb", "ir"])
+    written: list[Path] = []
+    try:
+        for m, seq in frames.items():
+            written += write_frames(out_dir / names[m], seq)
+    except OSError as exc:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+    _emit(args, {"written": [str(p) for p in written], "frames": c.frames},
+          f"wrote {c.frames} frames of {', '.join(frames)} to {out_dir}")
+    return 0
+
+
 def cmd_decompress(args: argparse.Namespace) -> int:
+    if _is_video_file(args.file):
+        return cmd_decompress_video(args)
     from tqdm import tqdm
     from mmcodec.codec import Codec, codec_for_stream, read_container
     from mmcodec.data.images import write_image
@@ -179,6 +268,14 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.config:
+        from mmcodec.video.train import is_video_config
+        if is_video_config(args.config):   # {"kind": "video"}: the video trainer (issue 25)
+            from mmcodec.video.train import load_video_config, train_video
+            vcfg = load_video_config(args.config, args.overrides)
+            result = train_video(vcfg, resume=args.resume, progress=not args.json)
+            _emit(args, result, f"trained {vcfg['name']}: {result['budget']['steps']} steps, model at {result['manifest']}")
+            return 0
     from mmcodec.train import load_config, train
     cfg = load_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume, progress=not args.json)
@@ -277,8 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                     f"0 = no refinement). More effort, fewer bits, same decoder. Default {DEFAULT_EFFORT}")
     sp.set_defaults(func=cmd_compress)
 
-    sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images")
-    sp.add_argument("file", help=".mmc file or folder of .mmc files")
+    sp = add("decompress", "decode a .mmc file (or a folder of them) to PNG images, or a .mmv video to "
+             "OUTDIR/vi/0000.png... and OUTDIR/ir/...")
+    sp.add_argument("file", help=".mmc file, folder of .mmc files, or .mmv video")
     sp.add_argument("-o", "--output", required=True, help="output directory")
     sp.add_argument("--only", choices=["rgb", "ir", "depth"], help="decode one modality only")
     sp.add_argument("--strict", action="store_true",
@@ -292,7 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "8192x8192 images); 0 = only the format's limits")
     sp.set_defaults(func=cmd_decompress)
 
-    sp = add("info", "describe a .mmc file")
+    sp = add("compress-video", "code a visible + infrared video pair into one .mmv file")
+    sp.add_argument("--rgb", required=True, help="visible video (MP4/MKV/AVI/...) or folder of frames")
+    sp.add_argument("--ir", required=True, help="infrared video or folder of frames (8-bit grey)")
+    sp.add_argument("-o", "--output", required=True, help="output .mmv file")
+    sp.add_argument("--model", help="installed video model (default: the default video model, see `mmcodec models`)")
+    sp.add_argument("--quality", type=int, help="rate point 1..4 (the I-frames use the image codec at the same quality)")
+    sp.add_argument("--gop", type=int, default=10, help="frames per group of pictures: one I-frame, then P-frames "
+                    "(default 10)")
+    sp.add_argument("--frames", type=int, help="code only the first N frames")
+    sp.set_defaults(func=cmd_compress_video)
+
+    sp = add("info", "describe a .mmc or .mmv file")
     sp.add_argument("file")
     sp.set_defaults(func=cmd_info)
 
