@@ -123,6 +123,10 @@ class Codec:
     # Write a CRC of each modality's decoded latent (format versions 9-16). False writes the
     # files of mmcodec before latent CRCs (versions 1-8), byte for byte: for tests.
     latent_crcs: bool = True
+    # Torch threads for encoder refinement (effort > 0). None: the caller's setting, captured
+    # before coding drops to one thread. Refinement output is coded exactly, so it need not be
+    # single-threaded; a given thread count still gives the same file.
+    refine_threads: int | None = None
 
     def __init__(self, installed: InstalledModel, quality: int | None = None,
                  device: str | torch.device = "cpu", tile: int | None = None) -> None:
@@ -244,10 +248,11 @@ class Codec:
         tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
         exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)
         tiled = {"tiling": tiling} if tiling else {}
+        refine_threads = self.refine_threads or torch.get_num_threads()
         with _bit_exact_threads(), entropy_parameter_path(self.model, exact):
             out = self._compress(x, quality - 1, **tiled)
             if effort:
-                out = self._refined(out, x, images, quality, effort, tiled, report, progress)
+                out = self._refined(out, x, images, quality, effort, tiled, report, progress, refine_threads)
         infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
@@ -278,7 +283,7 @@ class Codec:
 
     def _refined(self, out: CompressedPair, x: dict[str, torch.Tensor], images: dict[str, ModalityImage],
                  quality: int, effort: int, tiled: dict, report: dict[str, Any] | None,
-                 progress: bool) -> CompressedPair:
+                 progress: bool, threads: int | None = None) -> CompressedPair:
         """Refine the latents (mmcodec.refine) and keep them wherever their real cost, stream
         bits + lambda * D of the real reconstruction, beats the unrefined encoder's: per
         modality for models whose modalities are coded independently, per pair otherwise."""
@@ -289,7 +294,7 @@ class Codec:
         distortions = self.installed.budget.get("distortion", {})
         valid = {m: (im.height, im.width) for m, im in images.items()}
         latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_ITERATIONS[effort],
-                              progress=progress, **tiled)
+                              progress=progress, threads=threads, **tiled)
         refined = self._compress(x, quality - 1, latents=latents, **tiled)
 
         def real_cost(pair: CompressedPair) -> dict[str, float]:

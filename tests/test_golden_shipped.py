@@ -128,8 +128,14 @@ def test_shipped_model_bytes_are_unchanged(model, kind, quality):
     new_file_hash, new_coded_hash = LATENT_CRC_GOLDEN[(model, kind, quality)]
     old = without_latent_crcs(blob)
     assert unpack(blob).version == unpack(old).version + 8 and len(blob) == len(old) + 8
-    assert coded_digest(old) == coded_hash
-    assert coded_digest(blob) == new_coded_hash
+    # A float-path stream (CCEM: float entropy parameters) is exact on its encoder's kind of
+    # CPU only, so its coded bytes are pinned where the float canary matches; elsewhere it must
+    # still decode on the machine that wrote it (decompress checks the reconstruction CRC).
+    if unpack(blob).exact_params or same_float_kernels():
+        assert coded_digest(old) == coded_hash
+        assert coded_digest(blob) == new_coded_hash
+    else:
+        mmcodec.decompress(blob, strict=True)
     for m, mean in reconstruction_means(blob).items():
         assert abs(mean - means[m]) <= MEAN_TOLERANCE, m
     if same_float_kernels():
