@@ -67,13 +67,16 @@ def _frame(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 
 class _History:
-    """Features of the last two decoded frames of one modality (newest first)."""
+    """Features of the last two decoded frames of one modality (newest first), and the last
+    decoded frame itself (padded)."""
 
     def __init__(self) -> None:
         self.refs: list[torch.Tensor] = []
+        self.prev: torch.Tensor | None = None
 
-    def push(self, features: torch.Tensor) -> None:
+    def push(self, features: torch.Tensor, frame: torch.Tensor) -> None:
         self.refs = [features] + self.refs[:1]
+        self.prev = frame
 
 
 class VideoCodec:
@@ -162,7 +165,7 @@ class VideoCodec:
                     rec, frames, cross = {}, {}, None
                     for m in VIDEO_MODALITIES:
                         codec = self.model.codecs[m]
-                        strings, out = codec.compress(_tensor(seqs[m][i]), history[m].refs, rate,
+                        strings, out = codec.compress(_tensor(seqs[m][i]), history[m].refs, history[m].prev, rate,
                                                       cross if m == "rgb" else None)
                         if m == "ir" and self.model.cross:
                             cross = CrossContext(out["features"], out["stages"])
@@ -171,7 +174,8 @@ class VideoCodec:
                 for m in VIDEO_MODALITIES:
                     recon[m].append(frames[m])
                     # The next reference: the integer frame the decoder will have.
-                    history[m].push(self.model.codecs[m].features(_tensor(frames[m])))
+                    decoded = _tensor(frames[m])
+                    history[m].push(self.model.codecs[m].features(decoded), decoded)
                 records.append(rec)
         if timing is not None:
             timing["encode_seconds"] = time.perf_counter() - start
@@ -205,7 +209,7 @@ class VideoCodec:
                         frames, cross = {}, None
                         for m in wanted:
                             crc, parts = unpack_p_record(rec[m], i, m)
-                            res = self.model.codecs[m].decompress(parts, history[m].refs, rate,
+                            res = self.model.codecs[m].decompress(parts, history[m].refs, history[m].prev, rate,
                                                                   cross if m == "rgb" else None)
                             if m == "ir" and self.model.cross:
                                 cross = CrossContext(res["features"], res["stages"])
@@ -225,7 +229,8 @@ class VideoCodec:
                                          f"({type(exc).__name__})") from None
                 for m in wanted:
                     out[m].append(frames[m])
-                    history[m].push(self.model.codecs[m].features(_tensor(frames[m])))
+                    decoded = _tensor(frames[m])
+                    history[m].push(self.model.codecs[m].features(decoded), decoded)
         if timing is not None:
             timing["decode_seconds"] = time.perf_counter() - start
         return out if only is None else {only: out[only]}

@@ -10,7 +10,7 @@ One modality's P-frame codec (`FVCModalityCodec`):
     R     = F_t - F_pred                       feature residual, coded by a second hyperprior AE
     F_hat = F_pred + R_hat
     F_out = F_hat + fusion(F_hat, F_ref, F_ref2)   multi-frame fusion (two previous frames)
-    x_hat = reconstruct(F_out)
+    x_hat = x_{t-1}_hat + reconstruct(F_out)   (a pixel skip from the previous decoded frame)
 
 References are extracted from the decoded frames after rounding to integers, so the state a
 decoder carries from frame to frame is the integer frame itself: if its CRC matches, the next
@@ -121,16 +121,26 @@ class FVCModalityCodec(nn.Module):
         self.offsets = conv(C, deform_groups * 2 * 9, 3, 1)
         nn.init.zeros_(self.offsets.weight)   # start as a plain 3x3 convolution of the reference
         nn.init.zeros_(self.offsets.bias)
-        self.deform_weight = nn.Parameter(torch.empty(C, C, 3, 3))
-        nn.init.kaiming_uniform_(self.deform_weight, a=5 ** 0.5)
+        # Start as the identity (centre tap): the first prediction is the reference itself,
+        # the right guess for mostly static surveillance scenes.
+        self.deform_weight = nn.Parameter(torch.zeros(C, C, 3, 3))
+        with torch.no_grad():
+            self.deform_weight[:, :, 1, 1] = torch.eye(C)
         self.deform_bias = nn.Parameter(torch.zeros(C))
         refine_in = 3 * C if cross else 2 * C
         self.refine = nn.Sequential(conv(refine_in, C, 3, 1), nn.LeakyReLU(inplace=True), conv(C, C, 3, 1))
+        nn.init.zeros_(self.refine[-1].weight)
+        nn.init.zeros_(self.refine[-1].bias)
         self.residual = LatentAE(C, N, M, num_rates)
         self.fusion = nn.Sequential(conv(3 * C, C, 3, 1), nn.LeakyReLU(inplace=True), conv(C, C, 3, 1))
         nn.init.zeros_(self.fusion[-1].weight)
         nn.init.zeros_(self.fusion[-1].bias)
+        # The frame decoder adds to the previous decoded frame (a pixel skip, zero at the start):
+        # with a CPU-size training budget, "copy the last frame" is the starting point that
+        # already beats intra coding on static backgrounds; the features code what changed.
         self.reconstruct = nn.Sequential(ResidualBlock(C, C), deconv(C, in_ch, 5, 2))
+        nn.init.zeros_(self.reconstruct[-1].weight)
+        nn.init.zeros_(self.reconstruct[-1].bias)
         if cross:
             self.ref_project = conv(ref_C, C, 3, 1)
             self.alignment = ChannelAlignment(C)
@@ -162,7 +172,7 @@ class FVCModalityCodec(nn.Module):
         return f_hat + self.fusion(torch.cat([f_hat, refs[0], older], 1))
 
     # -- training -------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, refs: list[torch.Tensor], rate: torch.Tensor,
+    def forward(self, x: torch.Tensor, refs: list[torch.Tensor], prev: torch.Tensor, rate: torch.Tensor,
                 cross: CrossContext | None = None, motion_only: bool = False) -> dict[str, Any]:
         """One P-frame: {"x_hat", "likelihoods", "features" (F_out), "stages"}. `motion_only`
         (FVC's first stage): reconstruct from the motion-compensated prediction alone."""
@@ -171,18 +181,18 @@ class FVCModalityCodec(nn.Module):
         motion_hat = self.motion.dec(motion_latent)
         f_pred = self.compensate(motion_hat, refs[0], cross)
         if motion_only:
-            return {"x_hat": self.reconstruct(f_pred), "likelihoods": {"motion_y": lik_m["y"], "motion_z": lik_m["z"]},
+            return {"x_hat": prev + self.reconstruct(f_pred), "likelihoods": {"motion_y": lik_m["y"], "motion_z": lik_m["z"]},
                     "features": f_pred, "stages": []}
         r_latent, lik_r = self.residual(f - f_pred, rate)
         r_hat, stages = self.residual.decode_stages(r_latent, self._sa_hook(cross))
         f_out = self._output(f_pred + r_hat, refs)
-        return {"x_hat": self.reconstruct(f_out), "features": f_out, "stages": stages,
+        return {"x_hat": prev + self.reconstruct(f_out), "features": f_out, "stages": stages,
                 "likelihoods": {"motion_y": lik_m["y"], "motion_z": lik_m["z"],
                                 "residual_y": lik_r["y"], "residual_z": lik_r["z"]}}
 
     # -- coding ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def compress(self, x: torch.Tensor, refs: list[torch.Tensor], rate: int,
+    def compress(self, x: torch.Tensor, refs: list[torch.Tensor], prev: torch.Tensor, rate: int,
                  cross: CrossContext | None = None) -> tuple[list[bytes], dict[str, Any]]:
         """Code one P-frame (batch 1); the reconstruction is computed from the decoded latents
         exactly as `decompress` computes it."""
@@ -191,23 +201,23 @@ class FVCModalityCodec(nn.Module):
         motion_hat = self.motion.dec(motion_latent)
         f_pred = self.compensate(motion_hat, refs[0], cross)
         r_strings, r_latent = self.residual.compress(f - f_pred, rate)
-        return m_strings + r_strings, self._finish(f_pred, r_latent, refs, cross)
+        return m_strings + r_strings, self._finish(f_pred, r_latent, refs, prev, cross)
 
     @torch.no_grad()
-    def decompress(self, strings: list[bytes], refs: list[torch.Tensor], rate: int,
+    def decompress(self, strings: list[bytes], refs: list[torch.Tensor], prev: torch.Tensor, rate: int,
                    cross: CrossContext | None = None) -> dict[str, Any]:
         if len(strings) != 4:
             raise ValueError(f"a P-frame has 4 stream parts, got {len(strings)}")
         hw = tuple(refs[0].shape[-2:])
         motion_hat = self.motion.dec(self.motion.decompress(strings[:2], hw, rate))
         f_pred = self.compensate(motion_hat, refs[0], cross)
-        return self._finish(f_pred, self.residual.decompress(strings[2:], hw, rate), refs, cross)
+        return self._finish(f_pred, self.residual.decompress(strings[2:], hw, rate), refs, prev, cross)
 
-    def _finish(self, f_pred: torch.Tensor, r_latent: torch.Tensor, refs: list[torch.Tensor],
+    def _finish(self, f_pred: torch.Tensor, r_latent: torch.Tensor, refs: list[torch.Tensor], prev: torch.Tensor,
                 cross: CrossContext | None) -> dict[str, Any]:
         r_hat, stages = self.residual.decode_stages(r_latent, self._sa_hook(cross))
         f_out = self._output(f_pred + r_hat, refs)
-        return {"x_hat": self.reconstruct(f_out).clamp_(0, 1), "features": f_out, "stages": stages}
+        return {"x_hat": (prev + self.reconstruct(f_out)).clamp_(0, 1), "features": f_out, "stages": stages}
 
 
 class VideoPairModel(nn.Module):

@@ -139,7 +139,8 @@ def clip_loss(model: VideoPairModel, image_model: torch.nn.Module, clip: dict[st
         for m in ("ir", "rgb"):
             codec = model.codecs[m]
             refs = [codec.features(r) for r in previous[m][-1:-3:-1]]
-            out = codec(clip[m][:, t], refs, rate, cross if m == "rgb" else None, motion_only=motion_only)
+            out = codec(clip[m][:, t], refs, previous[m][-1], rate, cross if m == "rgb" else None,
+                        motion_only=motion_only)
             if m == "ir" and model.cross:
                 cross = CrossContext(out["features"], out["stages"])
             bpp = _bits(out["likelihoods"]) / pixels
