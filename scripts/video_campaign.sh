@@ -8,4 +8,4 @@ FRAMES=${FRAMES:-8}
 for arch in separate lu2022; do
   .venv/bin/mmcodec train --config configs/ir-vi-video-$arch.json --resume --json > runs/ir-vi-video-$arch.result.json
 done
-.venv/bin/python scripts/video_bench.py --frames "$FRAMES" --gop "$FRAMES" --out results/video_bench
+.venv/bin/mmcodec bench --video --data video_ir_vi/m3svd_frames --frames "$FRAMES" --gop "$FRAMES" --out results/video_bench

@@ -59,6 +59,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write OUT/report.html: originals and each codec's reconstruction (with an "
                         "enlarged centre crop) at a common bpp for a few pairs, RD plots and the BD table")
     p.add_argument("--report-pairs", type=int, default=3, help="pairs shown in the report (default 3, at most 3)")
+    p.add_argument("--video", action="store_true",
+                   help="video mode (issue 25): --data holds <sequence>/vi + <sequence>/ir frame folders; codecs "
+                        "x265, vvc, intra, and video models by name (default: all); see mmcodec.bench.video")
+    p.add_argument("--frames", type=int, default=8, help="video mode: frames per sequence (default 8)")
+    p.add_argument("--gop", type=int, default=8, help="video mode: GOP of every codec (default 8)")
+    p.add_argument("--sequences", nargs="*", help="video mode: only these sequences (default: every one)")
     p.add_argument("--report-bpp", type=float,
                    help="target bpp of the report's reconstructions (default: per modality, the geometric "
                         "middle of the bpp range every codec covers)")
@@ -267,6 +273,9 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
+    if getattr(args, "video", False):
+        from mmcodec.bench.video import run_from_args as run_video_from_args
+        return run_video_from_args(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         summary = run(args)

@@ -18,7 +18,6 @@ Checkpoints every `checkpoint_every` steps (atomic); `resume` continues from the
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import random
