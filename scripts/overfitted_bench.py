@@ -110,37 +110,46 @@ def table(args: argparse.Namespace) -> None:
     res = json.loads(Path(args.results).read_text())
     anchors = json.loads(Path(args.anchors).read_text())
     cells = res["cells"]
-    stems = sorted({c["stem"] for c in cells})
+    n_lams = len({c["lam"] for c in cells})
     codecs = anchors["codecs"] if "codecs" in anchors else anchors
 
     def anchor_curve(name: str, group: str) -> tuple[list[float], list[float]]:
-        r = codecs[name][group]["results"]
+        r = codecs[name]["results"][group]["results"]
         key = "psnr-rgb" if group == "rgb" else "psnr"
         return r["bpp"], r[key]
 
     rows = []
+    all_stems = set()
     for iters in sorted({c["iters"] for c in cells}):
+        # pairs with every lambda and variant done at this budget (a run cut short leaves fewer)
+        stems = sorted(s for s in {c["stem"] for c in cells}
+                       if sum(c["stem"] == s and c["iters"] == iters for c in cells) == 3 * n_lams)
+        all_stems.update(stems)
+        if not stems:
+            continue
         for group, variant in (("rgb", "rgb"), ("ir", "ir"), ("ir", "ir|rgb"), ("pair", "ir"), ("pair", "ir|rgb")):
             rt, qt = _pair_curve(cells, variant, iters, stems) if group == "pair" else _curve(cells, variant, iters, stems)
-            row = {"iters": iters, "group": group, "variant": variant, "points": len(rt),
+            row = {"iters": iters, "pairs": stems, "group": group, "variant": variant, "points": len(rt),
                    "bpp": [round(v, 4) for v in rt], "psnr": [round(v, 2) for v in qt]}
             for name in ("hevc", "mmcodec:ir-vi/separate"):
                 ra, qa = anchor_curve(name, group)
                 r = bd(ra, qa, rt, qt)
                 row[f"bd_vs_{name}"] = None if r.bd_rate is None else round(r.bd_rate, 1)
-                row[f"overlap_vs_{name}"] = round(r.overlap_rate, 2)
+                row[f"bd_psnr_vs_{name}"] = None if r.bd_psnr is None else round(r.bd_psnr, 2)
+                row[f"overlap_vs_{name}"] = [round(r.overlap_quality, 2), round(r.overlap_rate, 2)]
             if group == "ir" and variant == "ir|rgb":
                 ru, qu = _curve(cells, "ir", iters, stems)
                 r = bd(ru, qu, rt, qt)
                 row["bd_vs_unconditioned"] = None if r.bd_rate is None else round(r.bd_rate, 1)
-            sel = [c for c in cells if c["iters"] == iters and c["variant"] == (variant if group != "pair" else "rgb")]
+            sel = [c for c in cells if c["iters"] == iters and c["stem"] in stems
+                   and c["variant"] == (variant if group != "pair" else "rgb")]
             row["encode_s"] = round(float(np.mean([c["encode_s"] for c in sel])), 1)
             row["decode_s"] = round(float(np.mean([c["decode_s"] for c in sel])), 2)
             rows.append(row)
             print(json.dumps(row))
     if args.save:
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.save).write_text(json.dumps({"split": res["split"], "stems": stems, "rows": rows}, indent=1))
+        Path(args.save).write_text(json.dumps({"split": res["split"], "stems": sorted(all_stems), "rows": rows}, indent=1))
 
 
 def main() -> None:

@@ -128,7 +128,8 @@ def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor) -> torc
 class OverfittedImage(nn.Module):
     """The trainable state for one image: latents, ARM, synthesis (float32 training path)."""
 
-    def __init__(self, cfg: OverfitConfig, h: int, w: int, cond: torch.Tensor | None = None) -> None:
+    def __init__(self, cfg: OverfitConfig, h: int, w: int, cond: torch.Tensor | None = None,
+                 log_scale_init: float = 0.0) -> None:
         super().__init__()
         self.cfg, self.h, self.w = cfg, h, w
         self.shapes = level_shapes(h, w, cfg.levels)
@@ -138,6 +139,9 @@ class OverfittedImage(nn.Module):
         with torch.no_grad():
             self.arm[-1].weight.mul_(0.1)
             self.arm[-1].bias.zero_()
+            # Why: latents start at 0; a small initial scale makes them cheap from the first
+            # iteration, where b = 1 costs ~1.5 bits per latent until the ARM learns otherwise.
+            self.arm[-1].bias[1] = log_scale_init
         self.register_buffer("kernel", upsample_kernel())
         if cfg.cond_channels:
             if cond is None:

@@ -31,7 +31,7 @@ def _target(image: np.ndarray) -> torch.Tensor:
 
 
 def fit(image: np.ndarray, lam: float, iterations: int, cfg: OverfitConfig, cond_image: np.ndarray | None = None,
-        lr: float = 1e-2, seed: int = 0, soft_fraction: float = 0.8,
+        lr: float = 1e-2, seed: int = 0, soft_fraction: float = 0.8, log_scale_init: float = 0.0,
         progress: Callable[[int, float], None] | None = None) -> OverfittedImage:
     """Fit latents + networks to `image` (uint8, (H,W) or (H,W,3)) for bits/pixel + lam * 255^2 * MSE.
 
@@ -44,7 +44,7 @@ def fit(image: np.ndarray, lam: float, iterations: int, cfg: OverfitConfig, cond
     x = _target(image)
     h, w = x.shape[2:]
     cond = _target(cond_image) * 255.0 if cond_image is not None else None
-    model = OverfittedImage(cfg, h, w, cond)
+    model = OverfittedImage(cfg, h, w, cond, log_scale_init=log_scale_init)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n_soft = int(round(soft_fraction * iterations))
     pixels = h * w
