@@ -145,8 +145,8 @@ def clip_loss(model: VideoPairModel, image_model: torch.nn.Module, clip: dict[st
             bpp = _bits(out["likelihoods"]) / pixels
             mse = ((out["x_hat"] - clip[m][:, t]) ** 2).flatten(1).mean(1)
             loss = loss + (bpp + lam * 255.0 ** 2 * mse).mean()
-            stats[f"bpp_{m}"] += float(bpp.mean()) / (frames - 1)
-            stats[f"mse_{m}"] += float(mse.mean()) / (frames - 1)
+            stats[f"bpp_{m}"] += bpp.detach().mean().item() / (frames - 1)
+            stats[f"mse_{m}"] += mse.detach().mean().item() / (frames - 1)
             previous[m].append(out["x_hat"].detach().clamp(0, 1))
     return loss / (frames - 1), stats
 
