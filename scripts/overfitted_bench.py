@@ -111,12 +111,27 @@ def table(args: argparse.Namespace) -> None:
     anchors = json.loads(Path(args.anchors).read_text())
     cells = res["cells"]
     n_lams = len({c["lam"] for c in cells})
-    codecs = anchors["codecs"] if "codecs" in anchors else anchors
+
+    per_image = anchors["per_image"]
 
     def anchor_curve(name: str, group: str) -> tuple[list[float], list[float]]:
-        r = codecs[name]["results"][group]["results"]
+        """The anchor's mean bpp / PSNR over exactly the pairs measured (`stems`)."""
         key = "psnr-rgb" if group == "rgb" else "psnr"
-        return r["bpp"], r[key]
+        rates, quals = [], []
+        for idx in sorted({r["rate_index"] for r in per_image if r["codec"] == name}):
+            rows = {(r["stem"], r["modality"]): r for r in per_image
+                    if r["codec"] == name and r["rate_index"] == idx and r["stem"] in stems}
+            if group == "pair" and all((s, "pair") in rows for s in stems):
+                rates.append(float(np.mean([rows[(s, "pair")]["bpp"] for s in stems])))
+                quals.append(float(np.mean([rows[(s, "pair")]["psnr"] for s in stems])))
+            elif group == "pair":
+                rates.append(float(np.mean([rows[(s, "rgb")]["bpp"] + rows[(s, "ir")]["bpp"] for s in stems])))
+                quals.append(float(np.mean([(rows[(s, "rgb")]["psnr-rgb"] + rows[(s, "ir")]["psnr"]) / 2
+                                            for s in stems])))
+            else:
+                rates.append(float(np.mean([rows[(s, group)]["bpp"] for s in stems])))
+                quals.append(float(np.mean([rows[(s, group)][key] for s in stems])))
+        return rates, quals
 
     rows = []
     all_stems = set()
@@ -141,13 +156,29 @@ def table(args: argparse.Namespace) -> None:
                 ru, qu = _curve(cells, "ir", iters, stems)
                 r = bd(ru, qu, rt, qt)
                 row["bd_vs_unconditioned"] = None if r.bd_rate is None else round(r.bd_rate, 1)
-            sel = [c for c in cells if c["iters"] == iters and c["stem"] in stems
-                   and c["variant"] == (variant if group != "pair" else "rgb")]
-            row["encode_s"] = round(float(np.mean([c["encode_s"] for c in sel])), 1)
-            row["decode_s"] = round(float(np.mean([c["decode_s"] for c in sel])), 2)
+            # per image; for the pair rows the sum of its two images (visible + this IR variant)
+            parts = ["rgb", variant] if group == "pair" else [variant]
+            for key, nd in (("encode_s", 1), ("decode_s", 2)):
+                row[key] = round(sum(float(np.mean([c[key] for c in cells if c["iters"] == iters and c["stem"] in stems
+                                                    and c["variant"] == v])) for v in parts), nd)
             rows.append(row)
             print(json.dumps(row))
+    md = ["| iterations | pairs | group | variant | bpp range | PSNR range (dB) | BD-rate vs HEVC [BD-PSNR] | "
+          "BD-rate vs ir-vi/separate [BD-PSNR] | vs unconditioned IR | encode s | decode s |",
+          "|---:|---:|---|---|---|---|---|---|---|---:|---:|"]
+    for r in rows:
+        def fmt(name: str) -> str:
+            b, p = r[f"bd_vs_{name}"], r[f"bd_psnr_vs_{name}"]
+            return f"{'n/a' if b is None else f'{b:+.1f} %'} [{'n/a' if p is None else f'{p:+.2f} dB'}]"
+        unc = r.get("bd_vs_unconditioned")
+        md.append(f"| {r['iters']} | {len(r['pairs'])} | {r['group']} | {r['variant']} | "
+                  f"{min(r['bpp']):.3f}..{max(r['bpp']):.3f} | {min(r['psnr']):.2f}..{max(r['psnr']):.2f} | "
+                  f"{fmt('hevc')} | {fmt('mmcodec:ir-vi/separate')} | "
+                  f"{'' if r['group'] != 'ir' or r['variant'] != 'ir|rgb' else ('n/a' if unc is None else f'{unc:+.1f} %')} | "
+                  f"{r['encode_s']} | {r['decode_s']} |")
+    print("\n".join(md))
     if args.save:
+        Path(args.save).with_suffix(".md").write_text("\n".join(md) + "\n")
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
         Path(args.save).write_text(json.dumps({"split": res["split"], "stems": sorted(all_stems), "rows": rows}, indent=1))
 

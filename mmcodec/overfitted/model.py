@@ -194,3 +194,17 @@ class OverfittedImage(nn.Module):
         if self.cond is not None:
             feats = torch.cat([feats, self.cond[0]], dim=1)
         return self.synth(feats), bits
+
+
+def macs_per_pixel(cfg: OverfitConfig) -> dict[str, float]:
+    """Decoder multiplications per image pixel: ARM (two checkerboard passes per latent, on every
+    level), synthesis, and the [1,3,3,1] upsampling (4 taps per output sample)."""
+    h = cfg.arm_hidden
+    arm_pass = (3 + cfg.cond_channels) * 9 * h + h * h + 2 * h
+    latents = sum(4.0 ** -l for l in range(cfg.levels))
+    s = cfg.synth_hidden
+    synth = (cfg.levels + cfg.cond_channels) * s + s * s + 9 * s * cfg.out_channels
+    up = sum(4 * 4.0 ** -k for l in range(cfg.levels) for k in range(l)) \
+        + sum(4 * 4.0 ** -l for l in range(cfg.levels - 1))          # ARM coarser context
+    return {"arm": 2 * arm_pass * latents, "synthesis": float(synth), "upsampling": up,
+            "total": 2 * arm_pass * latents + synth + up}
