@@ -10,7 +10,9 @@ modality). GOLDEN keeps the files recorded before: the file stripped of its late
 `Codec.latent_crcs = False` writes) must still be byte for byte the recorded one, so the streams,
 header and reconstruction are unchanged. LATENT_CRC_GOLDEN is the file as written now, re-recorded
 when latent CRCs were added (its coded digest includes the latent CRCs of exact streams: every
-model here but CCEM).
+model here but CCEM). Rows re-recorded for new weights on a machine whose float canary differs
+from the recording one (ir-vi/lu2022, issue 22) carry no whole-file hash: their coded digests
+and decoded means are checked everywhere, as for every row on such machines.
 """
 from __future__ import annotations
 
@@ -39,14 +41,14 @@ GOLDEN = {
     ("ir-vi/ccem", "synthetic", 2): ("f39ec6f67190fdd6", "dbdc77bdf42b5090", {'rgb': 133.426, 'ir': 131.68}),
     ("ir-vi/ccem", "synthetic", 3): ("a5b34a0b082eedda", "29b965933a10e148", {'rgb': 132.816, 'ir': 131.899}),
     ("ir-vi/ccem", "synthetic", 4): ("e473cc32c3d22d48", "b356193912adf6c9", {'rgb': 132.883, 'ir': 131.469}),
-    ("ir-vi/lu2022", "real", 1): ("756a4ae8ecfe0c3c", "728a98ff6efb0e0b", {'rgb': 162.082, 'ir': 129.752}),
-    ("ir-vi/lu2022", "real", 2): ("4025d636144e19b6", "696f6e235a2a744b", {'rgb': 162.237, 'ir': 129.312}),
-    ("ir-vi/lu2022", "real", 3): ("b39b417ef7199bff", "e49c65e5ff46157b", {'rgb': 161.946, 'ir': 130.352}),
-    ("ir-vi/lu2022", "real", 4): ("eeb66374f03a2ca4", "56228816b07671d0", {'rgb': 161.899, 'ir': 129.727}),
-    ("ir-vi/lu2022", "synthetic", 1): ("b2c6718fd74c0d76", "7157a3b0ca656c5e", {'rgb': 132.192, 'ir': 131.133}),
-    ("ir-vi/lu2022", "synthetic", 2): ("46e6a8762e844ad6", "0bc7cb599b822160", {'rgb': 133.228, 'ir': 131.457}),
-    ("ir-vi/lu2022", "synthetic", 3): ("b9d6fe183340e384", "66c8d10390f762ff", {'rgb': 133.632, 'ir': 131.561}),
-    ("ir-vi/lu2022", "synthetic", 4): ("c25cb79fbe146ef5", "ef7964b11dbca92e", {'rgb': 133.925, 'ir': 131.731}),
+    ("ir-vi/lu2022", "real", 1): (None, "8afc306ad99c9473", {'rgb': 162.991, 'ir': 130.213}),
+    ("ir-vi/lu2022", "real", 2): (None, "9fa07a8f2e919922", {'rgb': 162.285, 'ir': 129.987}),
+    ("ir-vi/lu2022", "real", 3): (None, "084a92739d79d89f", {'rgb': 161.959, 'ir': 130.142}),
+    ("ir-vi/lu2022", "real", 4): (None, "9fbb24ff2ebbcea7", {'rgb': 162.485, 'ir': 130.05}),
+    ("ir-vi/lu2022", "synthetic", 1): (None, "c1ad456ddf88121c", {'rgb': 133.53, 'ir': 131.385}),
+    ("ir-vi/lu2022", "synthetic", 2): (None, "599c56d908561d85", {'rgb': 132.993, 'ir': 131.539}),
+    ("ir-vi/lu2022", "synthetic", 3): (None, "71e8462c222944b2", {'rgb': 133.215, 'ir': 131.445}),
+    ("ir-vi/lu2022", "synthetic", 4): (None, "a5e006e04fc0a79b", {'rgb': 132.99, 'ir': 131.815}),
     ("ir-vi/separate", "real", 1): ("c1485ba470c2187d", "0320e386e240d0f5", {'rgb': 162.991, 'ir': 129.72}),
     ("ir-vi/separate", "real", 2): ("5b8821c3fa71d699", "ac002b24304d431d", {'rgb': 162.285, 'ir': 129.613}),
     ("ir-vi/separate", "real", 3): ("76816b19bd5f1a12", "ae5b6c0b14aa270c", {'rgb': 161.959, 'ir': 129.925}),
@@ -76,14 +78,14 @@ LATENT_CRC_GOLDEN = {
     ("ir-vi/ccem", "synthetic", 2): ("cbd53a211c7a0d79", "683211ab02c9d092"),
     ("ir-vi/ccem", "synthetic", 3): ("9bea9a0b03b92ae1", "9eaf604f74145a6f"),
     ("ir-vi/ccem", "synthetic", 4): ("4fa5520d92c492a9", "666a0adacd34c596"),
-    ("ir-vi/lu2022", "real", 1): ("37deb7d1b02805d2", "ab1192a0863028ef"),
-    ("ir-vi/lu2022", "real", 2): ("21e679e3affc18f1", "ab89d40d370c95fd"),
-    ("ir-vi/lu2022", "real", 3): ("18403cb1ff5b4866", "eadfbf536cce7d5a"),
-    ("ir-vi/lu2022", "real", 4): ("9c9859ffea886035", "2857b4495de02c7f"),
-    ("ir-vi/lu2022", "synthetic", 1): ("aca13ebbcc00e4e0", "fa0bac7fbd610f89"),
-    ("ir-vi/lu2022", "synthetic", 2): ("42b15d646c90c7cb", "8b0b8e3f2eb9305e"),
-    ("ir-vi/lu2022", "synthetic", 3): ("187e806dcab2d1b8", "ad2b972df937130b"),
-    ("ir-vi/lu2022", "synthetic", 4): ("308de9f660c2cb0f", "ab69d572c0162811"),
+    ("ir-vi/lu2022", "real", 1): (None, "a2cce6a67a07a395"),
+    ("ir-vi/lu2022", "real", 2): (None, "30d4123b51c5e0ae"),
+    ("ir-vi/lu2022", "real", 3): (None, "73a91a24c015de05"),
+    ("ir-vi/lu2022", "real", 4): (None, "9aafe2a9e08a51b6"),
+    ("ir-vi/lu2022", "synthetic", 1): (None, "c7a2c9d0fc4cc80d"),
+    ("ir-vi/lu2022", "synthetic", 2): (None, "0fcf34deae41a1ac"),
+    ("ir-vi/lu2022", "synthetic", 3): (None, "5cb2fa616bb92878"),
+    ("ir-vi/lu2022", "synthetic", 4): (None, "6ceb6eeb3c3a766f"),
     ("ir-vi/separate", "real", 1): ("2efe7abf6575b188", "cb787e623d34ebe3"),
     ("ir-vi/separate", "real", 2): ("aeb62d5aac4dbc9e", "c3b61a82c202ceb0"),
     ("ir-vi/separate", "real", 3): ("e7ad7291d930b449", "bd4b16810f46d1d7"),
@@ -138,7 +140,7 @@ def test_shipped_model_bytes_are_unchanged(model, kind, quality):
         mmcodec.decompress(blob, strict=True)
     for m, mean in reconstruction_means(blob).items():
         assert abs(mean - means[m]) <= MEAN_TOLERANCE, m
-    if same_float_kernels():
+    if same_float_kernels() and file_hash is not None:   # None: re-recorded on another kind of CPU
         assert file_digest(old) == file_hash
         assert file_digest(blob) == new_file_hash
 
