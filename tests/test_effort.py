@@ -87,6 +87,23 @@ def test_refined_stream_decodes_bit_exactly_and_costs_no_more(tiny_env, name, ot
     assert mmcodec.info(blob)["effort"] == 2
 
 
+def test_refinement_runs_with_the_callers_threads(tiny_env, monkeypatch):
+    """Refinement uses the caller's thread count (or Codec.refine_threads) while coding stays
+    single-threaded; a two-thread refinement still gives a file that decodes bit-exactly."""
+    seen = []
+    real = refine_module.refine
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("threads"), torch.get_num_threads()))
+        return real(*args, **kwargs)
+    monkeypatch.setattr("mmcodec.codec.refine", spy)
+    codec = mmcodec.load("ir-vi/tiny", quality=2)
+    codec.refine_threads = 2
+    blob = _check_refined(codec, _images("ir"), 2, effort=1)
+    assert seen == [(2, 1)]                 # asked for 2 threads, called from the 1-thread coding path
+    assert codec.encode(_images("ir"), 2, effort=1)[0] == blob
+
+
 def test_refinement_lowers_the_rounded_cost(tiny_env):
     """The training objective with hard rounding is lower at the refined latents."""
     codec = mmcodec.load("ir-vi/tiny", quality=2)
