@@ -89,7 +89,8 @@ def _curve(cells: list[dict], variant: str, iters: int, stems: list[str]) -> tup
     for lam in sorted({c["lam"] for c in cells}):
         row = [c for c in cells if c["variant"] == variant and c["iters"] == iters and c["lam"] == lam
                and c["stem"] in stems]
-        if len(row) == len(stems):
+        done = {(c["stem"], c["variant"]) for c in cells if c["iters"] == iters and c["lam"] == lam}
+        if len(row) == len(stems) and all((s, v) in done for s in stems for v in ("rgb", "ir", "ir|rgb")):
             rates.append(float(np.mean([c["bpp"] for c in row])))
             quals.append(float(np.mean([c["psnr"] for c in row])))
     return rates, quals
@@ -109,8 +110,7 @@ def table(args: argparse.Namespace) -> None:
     from mmcodec.bench.bdrate import bd
     res = json.loads(Path(args.results).read_text())
     anchors = json.loads(Path(args.anchors).read_text())
-    cells = res["cells"]
-    n_lams = len({c["lam"] for c in cells})
+    cells = [c for c in res["cells"] if not args.stems or c["stem"] in args.stems.split(",")]
 
     per_image = anchors["per_image"]
 
@@ -137,8 +137,11 @@ def table(args: argparse.Namespace) -> None:
     all_stems = set()
     for iters in sorted({c["iters"] for c in cells}):
         # pairs with every lambda and variant done at this budget (a run cut short leaves fewer)
-        stems = sorted(s for s in {c["stem"] for c in cells}
-                       if sum(c["stem"] == s and c["iters"] == iters for c in cells) == 3 * n_lams)
+        # (a lambda counts where all three variants are done; curves use the lambdas every kept pair has)
+        def complete(s: str) -> int:
+            return sum(sum(c["stem"] == s and c["iters"] == iters and c["lam"] == lam for c in cells) == 3
+                       for lam in {c["lam"] for c in cells})
+        stems = sorted(s for s in {c["stem"] for c in cells} if complete(s) >= 2)
         all_stems.update(stems)
         if not stems:
             continue
@@ -156,6 +159,7 @@ def table(args: argparse.Namespace) -> None:
                 ru, qu = _curve(cells, "ir", iters, stems)
                 r = bd(ru, qu, rt, qt)
                 row["bd_vs_unconditioned"] = None if r.bd_rate is None else round(r.bd_rate, 1)
+                row["bd_psnr_vs_unconditioned"] = None if r.bd_psnr is None else round(r.bd_psnr, 2)
             # per image; for the pair rows the sum of its two images (visible + this IR variant)
             parts = ["rgb", variant] if group == "pair" else [variant]
             for key, nd in (("encode_s", 1), ("decode_s", 2)):
@@ -168,13 +172,12 @@ def table(args: argparse.Namespace) -> None:
           "|---:|---:|---|---|---|---|---|---|---|---:|---:|"]
     for r in rows:
         def fmt(name: str) -> str:
-            b, p = r[f"bd_vs_{name}"], r[f"bd_psnr_vs_{name}"]
+            b, p = r.get(f"bd_vs_{name}"), r.get(f"bd_psnr_vs_{name}")
             return f"{'n/a' if b is None else f'{b:+.1f} %'} [{'n/a' if p is None else f'{p:+.2f} dB'}]"
-        unc = r.get("bd_vs_unconditioned")
         md.append(f"| {r['iters']} | {len(r['pairs'])} | {r['group']} | {r['variant']} | "
                   f"{min(r['bpp']):.3f}..{max(r['bpp']):.3f} | {min(r['psnr']):.2f}..{max(r['psnr']):.2f} | "
                   f"{fmt('hevc')} | {fmt('mmcodec:ir-vi/separate')} | "
-                  f"{'' if r['group'] != 'ir' or r['variant'] != 'ir|rgb' else ('n/a' if unc is None else f'{unc:+.1f} %')} | "
+                  f"{'' if r['group'] != 'ir' or r['variant'] != 'ir|rgb' else fmt('unconditioned')} | "
                   f"{r['encode_s']} | {r['decode_s']} |")
     print("\n".join(md))
     if args.save:
@@ -198,6 +201,7 @@ def main() -> None:
     t.add_argument("results")
     t.add_argument("--anchors", required=True)
     t.add_argument("--save")
+    t.add_argument("--stems", help="comma-separated pairs to restrict to (same pairs at every budget)")
     args = ap.parse_args()
     code(args) if args.cmd == "code" else table(args)
 
