@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 26 measurement, one thread, sequential (resumable: finished cells are skipped).
 # What was run on 2026-12-02 (see BENCHMARKS.md "Overfitted codec"): anchors for the first 2
-# pairs of each split; 100 iterations on 2 pairs of each split; 300 iterations on the first pair.
+# pairs of each split; 100 iterations on 2 RoadScene test pairs and the first MSRS pair; 300 iterations
+# on the first pair of each (the CPU budget of the session).
 set -euo pipefail
 export OMP_NUM_THREADS=1
 R=results/overfitted
@@ -16,6 +17,6 @@ run() {  # split pairs iterations
       --lr 0.05 --out $R/$1.json
 }
 run roadscene-test 2 100
-run msrs-subset 2 100
+run msrs-subset 1 100
 run roadscene-test 1 300
 run msrs-subset 1 300
