@@ -72,18 +72,21 @@ def check_decode(data: bytes, corpus) -> None:
 
 
 # -- damage operators -------------------------------------------------------------------------
+# An earlier operator may have deleted every byte: the others then start from one zero byte.
 def _flip(data: bytes, pos: int, bit: int) -> bytes:
-    b = bytearray(data)
+    b = bytearray(data or b"\x00")
     b[pos % len(b)] ^= 1 << bit
     return bytes(b)
 
 
 def _overwrite(data: bytes, pos: int, chunk: bytes) -> bytes:
+    data = data or b"\x00"
     pos %= len(data)
     return data[:pos] + chunk + data[pos + len(chunk):]
 
 
 def _delete(data: bytes, pos: int, n: int) -> bytes:
+    data = data or b"\x00"
     pos %= len(data)
     return data[:pos] + data[pos + n:]
 
