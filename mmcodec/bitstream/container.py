@@ -183,14 +183,14 @@ def _varint(n: int) -> bytes:
 
 
 class _Reader:
-    """Bounds-checked reads from the header; any overrun is a corrupted header."""
+    """Bounds-checked reads; any overrun is a corrupted `what` (the header, by default)."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
+    def __init__(self, data: bytes, what: str = "header") -> None:
+        self.data, self.pos, self.what = data, 0, what
 
     def take(self, n: int) -> bytes:
         if self.pos + n > len(self.data):
-            raise BitstreamError("corrupted header: field runs past its end")
+            raise BitstreamError(f"corrupted {self.what}: field runs past its end")
         chunk = self.data[self.pos:self.pos + n]
         self.pos += n
         return chunk
@@ -204,7 +204,7 @@ class _Reader:
                 return value
             shift += 7
             if shift > 35:
-                raise BitstreamError("corrupted header: length field too long")
+                raise BitstreamError(f"corrupted {self.what}: length field too long")
 
 
 def _header(c: Container, sealed: bool = False) -> bytes:

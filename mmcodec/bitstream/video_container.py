@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmcodec.errors import BitstreamError
+from mmcodec.bitstream.container import _Reader as _HeaderReader
 
 VIDEO_MAGIC = b"\x89MMV"
 VIDEO_FORMAT_VERSION = 1
@@ -97,27 +98,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class _Reader:
-    def __init__(self, data: bytes, what: str) -> None:
-        self.data, self.pos, self.what = data, 0, what
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise BitstreamError(f"corrupted {self.what}: field runs past its end")
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        value, shift = 0, 0
-        while True:
-            b = self.take(1)[0]
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-            if shift > 35:
-                raise BitstreamError(f"corrupted {self.what}: length field too long")
+class _Reader(_HeaderReader):
+    """The .mmc header reader, plus the video header's model name."""
 
     def name(self) -> str:
         try:

@@ -14,11 +14,9 @@ Determinism).
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ import torch.nn.functional as F
 from mmcodec.bitstream import Container, StreamInfo, pack, unpack
 from mmcodec.bitstream.video_container import (VIDEO_MODALITIES, VideoContainer, pack_p_record, pack_video,
                                                unpack_p_record, unpack_video)
-from mmcodec.codec import Codec
+from mmcodec.codec import Codec, _bit_exact_threads
 from mmcodec.data.images import load_modality
 from mmcodec.errors import (BadInputError, BitstreamError, ModelMismatchError, ReconstructionMismatchWarning,
                             UnknownModelError)
@@ -37,16 +35,6 @@ from mmcodec.video.fvc import PADDING, CrossContext, VideoPairModel
 from mmcodec.video.registry import find_video_model, load_video_model
 
 _BAD_PAYLOAD = (ValueError, RuntimeError, OverflowError)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _crc(arr: np.ndarray) -> int:
@@ -156,7 +144,7 @@ class VideoCodec:
         history = {m: _History() for m in VIDEO_MODALITIES}
         start = time.perf_counter()
         from tqdm import tqdm
-        with _one_thread():
+        with _bit_exact_threads():
             for i in tqdm(range(n), desc="compress-video", unit="frame", disable=not progress):
                 if i % gop == 0:
                     rec, frames = self._intra(seqs["rgb"][i], seqs["ir"][i])
@@ -198,7 +186,7 @@ class VideoCodec:
         history = {m: _History() for m in wanted}
         start = time.perf_counter()
         from tqdm import tqdm
-        with _one_thread():
+        with _bit_exact_threads():
             for i in tqdm(range(c.frames), desc="decompress", unit="frame", disable=not progress):
                 rec = c.records[i]
                 try:
