@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmcodec.errors import BitstreamError
-from mmcodec.bitstream.container import _Reader as _HeaderReader
+from mmcodec.bitstream.container import _Reader as _HeaderReader, _varint
 
 VIDEO_MAGIC = b"\x89MMV"
 VIDEO_FORMAT_VERSION = 1
@@ -86,16 +86,6 @@ class VideoContainer:
             "mean_bytes": {"I": {m: mean_bytes(intra, m) for m in self.modalities},
                            "P": {m: mean_bytes(inter, m) for m in self.modalities}},
         }
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 class _Reader(_HeaderReader):
