@@ -15,7 +15,7 @@ import torch
 from mmcodec.crossmodal.entropy_context import CrossModalSliceCodec
 from mmcodec.data.images import load_modality
 from mmcodec.latent_codecs import ChannelSliceCodec, split_channels
-from mmcodec.layers import AgentAttention, AgentFusionBlock, LiteTransformer
+from mmcodec.layers import AgentAttention, FusionBlock, LiteTransformer
 from mmcodec.models.ccem import CCEM, rgb_to_yuv420, yuv420_to_rgb
 from mmcodec.models.registry import build_model, install_model
 from mmcodec.train.config import load_config
@@ -39,7 +39,7 @@ def make_context_matter(model: torch.nn.Module) -> None:
     weights so the tests can see the context being used."""
     g = torch.Generator().manual_seed(1)
     for m in model.modules():
-        if isinstance(m, AgentFusionBlock):
+        if isinstance(m, FusionBlock):
             with torch.no_grad():
                 m.recover.weight.copy_(torch.randn(m.recover.weight.shape, generator=g) * 0.3)
 
@@ -211,6 +211,7 @@ def test_stage1_y_feeds_and_trains_the_luma_alone():
     ({"lceb": True, "lcfb": False}, {"rgb"}, {"ir"}),
     ({"lceb": False, "lcfb": True}, {"rgb", "ir"}, {"ir"}),
     ({"direction": "rgb_to_ir"}, {"rgb"}, {"ir", "rgb"}),
+    ({"exchange_attention": "full"}, {"rgb", "ir"}, {"ir"}),
 ])
 def test_ablation_variants_round_trip(kw, needs_rgb, needs_ir):
     model = tiny(**kw)
@@ -220,6 +221,25 @@ def test_ablation_variants_round_trip(kw, needs_rgb, needs_ir):
     for m, needed in (("rgb", needs_rgb), ("ir", needs_ir)):
         out = model.decompress({k: c.streams[k] for k in needed}, b"", sizes, 1, only=m)
         assert torch.equal(out[m], c.x_hat[m])
+
+
+def test_exchange_attention_choice():
+    """The encoder exchange is agent attention by default (the shipped weights' names) or the
+    paper's plain cross-attention, whose every query sees every context position."""
+    from mmcodec.layers import AgentAttention, GlobalAttention
+    assert isinstance(tiny().cross["rgb"].attention, AgentAttention)
+    full = tiny(exchange_attention="full")
+    block = full.cross["rgb"]
+    assert isinstance(block.attention, GlobalAttention) and block.attention.kv_pool == 1
+    make_context_matter(full)
+    query, context = torch.randn(1, 20, 6, 6), torch.randn(1, 20, 6, 6)
+    moved = context.clone()
+    moved[..., 5, 5] += 3.0                       # one far corner of the context
+    with torch.no_grad():
+        a, b = block(query, context), block(query, moved)
+    assert (a - b)[..., 0, 0].abs().max() > 1e-6  # reaches the opposite corner's query
+    with pytest.raises(ValueError, match="fusion attention"):
+        tiny(exchange_attention="windowed")
 
 
 def test_configs_build_and_match_the_trainer():

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from mmcodec.latent_codecs import ChannelSliceCodec
-from mmcodec.layers import AgentFusionBlock, LiteTransformer
+from mmcodec.layers import FusionBlock, LiteTransformer
 
 
 class CrossModalSliceCodec(ChannelSliceCodec):
@@ -27,7 +27,7 @@ class CrossModalSliceCodec(ChannelSliceCodec):
         super().__init__(M, N, num_slices, support_ch, lceb=lceb, lceb_dim=lceb_dim, heads=heads, lrp=lrp)
         self.context_ch = context_ch
         self.context_extractor = LiteTransformer(context_ch, context_dim, context_dim, heads=max(1, heads // 2))
-        self.fusion = nn.ModuleList(AgentFusionBlock(support_ch, context_dim, support_ch, context_dim, heads, agents)
+        self.fusion = nn.ModuleList(FusionBlock(support_ch, context_dim, support_ch, context_dim, heads, agents)
                                     for _ in range(num_slices))
 
     def _context_features(self, context: torch.Tensor | None, latent_hw: tuple[int, int]) -> torch.Tensor | None:

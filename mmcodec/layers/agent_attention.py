@@ -90,31 +90,3 @@ class AgentAttention(nn.Module):
         if local.shape[-2:] != (hq, wq):
             local = F.interpolate(local, size=(hq, wq), mode="bilinear", align_corners=False)
         return self.proj(out + local)
-
-
-class AgentFusionBlock(nn.Module):
-    """Patch embedding + LayerNorm -> agent cross-attention -> patch recovery.
-
-    Queries come from `query` (query_ch channels), keys/values from `context`
-    (context_ch channels). Returns out_ch channels at the query resolution; the caller adds
-    it to its own features (a residual). With `zero_init`, the recovery projection starts
-    at zero so a freshly added block leaves a pretrained path unchanged.
-    """
-
-    def __init__(self, query_ch: int, context_ch: int, out_ch: int, dim: int = 64, heads: int = 4,
-                 agents: int = 7, zero_init: bool = True) -> None:
-        super().__init__()
-        self.embed_query = nn.Conv2d(query_ch, dim, 1)
-        self.embed_context = nn.Conv2d(context_ch, dim, 1)
-        self.norm_query = ChannelLayerNorm(dim)
-        self.norm_context = ChannelLayerNorm(dim)
-        self.attention = AgentAttention(dim, heads, agents)
-        self.recover = nn.Conv2d(dim, out_ch, 1)
-        if zero_init:
-            nn.init.zeros_(self.recover.weight)
-            nn.init.zeros_(self.recover.bias)
-
-    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        q = self.norm_query(self.embed_query(query))
-        kv = self.norm_context(self.embed_context(context))
-        return self.recover(self.attention(q, kv))

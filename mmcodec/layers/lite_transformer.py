@@ -18,8 +18,9 @@ from mmcodec.layers.agent_attention import ChannelLayerNorm
 
 
 class GlobalAttention(nn.Module):
-    """Multi-head self-attention over all positions of a (B, C, H, W) map, with keys and
-    values average-pooled by `kv_pool` (ceil mode, so tiny maps still have one token)."""
+    """Multi-head softmax attention over all positions of a (B, C, H, W) map, with keys and
+    values average-pooled by `kv_pool` (ceil mode, so tiny maps still have one token).
+    Self-attention by default; pass `context` (same channels) for cross-attention."""
 
     def __init__(self, dim: int, heads: int = 2, kv_pool: int = 2) -> None:
         super().__init__()
@@ -30,9 +31,10 @@ class GlobalAttention(nn.Module):
         self.to_kv = nn.Conv2d(dim, 2 * dim, 1)
         self.proj = nn.Conv2d(dim, dim, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
-        pooled = x if self.kv_pool <= 1 else F.avg_pool2d(x, self.kv_pool, ceil_mode=True)
+        source = x if context is None else context
+        pooled = source if self.kv_pool <= 1 else F.avg_pool2d(source, self.kv_pool, ceil_mode=True)
         q = self.to_q(x).reshape(b, self.heads, c // self.heads, h * w).transpose(-1, -2)
         k, v = (t.reshape(b, self.heads, c // self.heads, -1).transpose(-1, -2)
                 for t in self.to_kv(pooled).chunk(2, 1))

@@ -15,8 +15,9 @@ given the decoded IR latent, p(ŷ_rgb | ŷ_ir, ẑ_rgb). Transforms are residual
 Swin window self-attention (Cheng 2020 / LIC-TCM style); U and V are half resolution so
 their transforms resample once less.
 
-Ablation switches (constructor kwargs): `lceb`, `lcfb`, `cross_attention`, and
-`direction="rgb_to_ir"` (RGB decodes alone and gives the context for IR).
+Ablation switches (constructor kwargs): `lceb`, `lcfb`, `cross_attention`,
+`exchange_attention` ("agent", our default, or "full": the paper's plain cross-attention in the
+encoder exchange), and `direction="rgb_to_ir"` (RGB decodes alone and gives the context for IR).
 
 Two-stage training (paper: ~4%): set the trainer config key `stage`.
   stage "stage1-y" (the paper's stage 1): only the Y channel is fed and reconstructed. The
@@ -139,7 +140,7 @@ class CCEM(PairModel):
 
     def __init__(self, preset: str = "small", num_rates: int = 4, num_slices: int = 5, lceb: bool = True,
                  lcfb: bool = True, direction: str = "ir_to_rgb", cross_attention: bool = True,
-                 **sizes: int) -> None:
+                 exchange_attention: str = "agent", **sizes: int) -> None:
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
@@ -167,7 +168,7 @@ class CCEM(PairModel):
         self.enc_ir = nn.Sequential(analysis_branch(1, N, M_ir, 4, window, outer), *_swin_pair(M_ir, window))
         if cross_attention:
             # Encoder-side exchange before quantisation (mmcodec.crossmodal.latent_exchange).
-            self.cross = LatentExchange(self.latent_channels, cfg["attn_dim"])
+            self.cross = LatentExchange(self.latent_channels, cfg["attn_dim"], attention=exchange_attention)
 
         def latent_codec(m: str, channels: int) -> nn.Module:
             common = dict(num_slices=num_slices, support_ch=cfg["support_ch"], lceb=lceb, lceb_dim=cfg["attn_dim"])
