@@ -28,9 +28,14 @@ def main() -> None:
     p.add_argument("iterations")
     p.add_argument("--quality", type=int, default=3)
     p.add_argument("--lr", type=float, default=refine.LEARNING_RATE)
+    p.add_argument("--lr-final", type=float, default=refine.LR_FINAL_FRACTION,
+                   help="final step size as a fraction of --lr (cosine decay; 1 = constant)")
+    p.add_argument("--tau", default=f"{refine.SGA_TAU_START},{refine.SGA_TAU_END}",
+                   help="SGA temperature start,end")
     p.add_argument("--model", default="ir-vi/separate")
     args = p.parse_args()
-    refine.LEARNING_RATE = args.lr
+    refine.LEARNING_RATE, refine.LR_FINAL_FRACTION = args.lr, args.lr_final
+    refine.SGA_TAU_START, refine.SGA_TAU_END = map(float, args.tau.split(","))
     records = standard_split(args.split)
     records = records[::max(1, len(records) // args.pairs)][:args.pairs]
     codec = mmcodec.load(args.model, quality=args.quality)
@@ -48,7 +53,9 @@ def main() -> None:
                 acc.setdefault(f"psnr_{m}", []).append(psnr(images[m].to_integer(), recon[m]))
             acc.setdefault("rd_cost_before", []).append(report.get("rd_cost_before", np.nan))
             acc.setdefault("rd_cost_after", []).append(report.get("rd_cost_after", np.nan))
-        print(iterations, f"lr {args.lr}", f"{(time.time() - t0) / len(records):.2f} s/pair",
+            acc.setdefault("rd_cost_ratio", []).append(report.get("rd_cost_after", np.nan)
+                                                       / report.get("rd_cost_before", np.nan))
+        print(iterations, f"lr {args.lr}->{args.lr * args.lr_final:g}", f"tau {args.tau}", f"{(time.time() - t0) / len(records):.2f} s/pair",
               {k: round(float(np.mean(v)), 4) for k, v in acc.items()}, flush=True)
 
 

@@ -236,3 +236,12 @@ def test_tiled_refinement(tiny_env):
     decoded = mmcodec.decompress(blob)
     for m in recon:
         np.testing.assert_array_equal(decoded[m], recon[m])
+
+
+def test_step_size_decays_from_the_learning_rate_to_its_final_fraction():
+    steps = [refine_module._step_size(i / 10) for i in range(11)]
+    assert steps[0] == pytest.approx(refine_module.LEARNING_RATE)
+    assert steps[-1] == pytest.approx(refine_module.LEARNING_RATE * refine_module.LR_FINAL_FRACTION)
+    assert all(a >= b for a, b in zip(steps, steps[1:]))
+    levels = refine_module.EFFORT_ITERATIONS
+    assert levels[0] == 0 and all(levels[e] < levels[e + 1] for e in range(3))
