@@ -342,7 +342,7 @@ class Codec:
             c = unpack(blob, max_pixels)
         if c.model != self.name:
             raise ModelMismatchError(f"stream was written by model {c.model!r}, not {self.name!r}")
-        if c.weights != self.installed.weights_hash:
+        if not self.installed.decodes(c.weights, c.quality):
             raise ModelMismatchError(f"stream was written by {c.model} weights {c.weights}, "
                                      f"installed weights are {self.installed.weights_hash}")
         if c.quality not in self.installed.qualities:

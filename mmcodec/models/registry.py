@@ -80,6 +80,17 @@ class InstalledModel:
     def weights_hash(self) -> str:
         return _file_hash(str(self.weights_path), self.weights_path.stat().st_mtime_ns)
 
+    def decodes(self, weights: str, quality: int) -> bool:
+        """Whether these weights decode a stream written by `weights` at `quality`: their own
+        streams, and those of earlier weights the manifest lists under "decodes_weights"
+        (hash -> highest quality coded identically, e.g. after rate points were added above
+        the old ones with every other parameter unchanged: mmcodec.models.ladder)."""
+        if weights == self.weights_hash:
+            return True
+        earlier = self.extra.get("decodes_weights", {})
+        top = earlier.get(weights) if isinstance(earlier, dict) else None
+        return isinstance(top, int) and quality <= top
+
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "arch": self.arch, "modalities": self.modalities,
                 "qualities": self.qualities, "lambdas": self.lambdas, "default": self.default,
@@ -210,14 +221,16 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 def install_model(directory: Path, name: str, arch: str, kwargs: dict[str, Any], modalities: list[str],
                   lambdas: list[float], model: torch.nn.Module, default: bool = False,
-                  description: str = "", budget: dict[str, Any] | None = None) -> Path:
-    """Write manifest + weights for `model` into `directory`; return the manifest path."""
+                  description: str = "", budget: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> Path:
+    """Write manifest + weights for `model` into `directory`; return the manifest path.
+    `extra`: further manifest keys (e.g. "decodes_weights", see InstalledModel.decodes)."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = name.replace("/", "__")
     save_weights(model, directory / f"{stem}.safetensors")
     manifest = {"name": name, "arch": arch, "kwargs": kwargs, "modalities": modalities,
                 "lambdas": lambdas, "default": default, "description": description,
-                "budget": budget or {}}
+                "budget": budget or {}, **(extra or {})}
     path = directory / f"{stem}.json"
     atomic_write(path, (json.dumps(manifest, indent=2) + "\n").encode())
     return path

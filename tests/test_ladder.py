@@ -1,0 +1,78 @@
+"""Rate points added above a model's top quality (mmcodec.models.ladder): old qualities code
+exactly as before, old files keep decoding, and nothing else is accepted."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+
+import pytest
+import torch
+
+import mmcodec
+from mmcodec.bitstream import pack, unpack
+from mmcodec.errors import BadInputError, ModelMismatchError
+from mmcodec.models.ladder import extrapolated_rows, install_extended
+from mmcodec.models.registry import find_model
+from conftest import smooth_image
+
+
+def test_rows_continue_the_log_linear_trend():
+    rows = torch.tensor([[1.0, 2.0], [2.0, 3.0]])
+    out = extrapolated_rows(rows, [0.01, 0.04], [0.16])
+    assert torch.equal(out[:2], rows)
+    # one more lambda step of the same ratio: the gain grows by the same factor again
+    assert out[2].tolist() == pytest.approx([4.0, 4.5])
+    assert extrapolated_rows(rows, [0.01, 0.04], [0.08])[2, 0].item() == pytest.approx(2 * math.sqrt(2))
+
+
+@pytest.fixture
+def extended(tiny_model_dir, tmp_path, monkeypatch):
+    """The tiny ir-vi model, and the same name with a third rate point installed over it."""
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(tiny_model_dir, old_dir)
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(old_dir))
+    old = find_model("ir-vi/tiny")
+    install_extended(old, [0.03], new_dir)
+    return old_dir, new_dir
+
+
+def _pair():
+    rgb = smooth_image(64, 96, 3, seed=3)
+    ir = smooth_image(64, 96, 1, seed=4)
+    return rgb, ir
+
+
+def test_old_files_decode_and_old_qualities_are_unchanged(extended, monkeypatch):
+    old_dir, new_dir = extended
+    rgb, ir = _pair()
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(old_dir))
+    old_blobs = {q: mmcodec.load("ir-vi/tiny", quality=q).compress(rgb, ir) for q in (1, 2)}
+    old_out = {q: mmcodec.decompress(b) for q, b in old_blobs.items()}
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(new_dir))
+    assert find_model("ir-vi/tiny").qualities == [1, 2, 3]
+    for q, blob in old_blobs.items():
+        out = mmcodec.decompress(blob)
+        assert all((out[m] == old_out[q][m]).all() for m in out)
+        new_blob = mmcodec.load("ir-vi/tiny", quality=q).compress(rgb, ir)
+        assert unpack(new_blob).streams == unpack(blob).streams
+    top = mmcodec.load("ir-vi/tiny", quality=3).compress(rgb, ir)
+    assert unpack(top).quality == 3 and unpack(top).streams != unpack(old_blobs[2]).streams
+    mmcodec.decompress(top)
+
+
+def test_an_old_weights_stream_above_its_old_top_quality_is_refused(extended, monkeypatch):
+    old_dir, new_dir = extended
+    rgb, ir = _pair()
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(old_dir))
+    old_hash = find_model("ir-vi/tiny").weights_hash
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(new_dir))
+    top = unpack(mmcodec.load("ir-vi/tiny", quality=3).compress(rgb, ir))
+    forged = pack(dataclasses.replace(top, weights=old_hash))
+    with pytest.raises(ModelMismatchError):
+        mmcodec.decompress(forged)
+
+
+def test_new_points_must_lie_above_the_top(tiny_env):
+    with pytest.raises(BadInputError, match="above"):
+        install_extended(find_model("ir-vi/tiny"), [0.005], tiny_env / "unused")
