@@ -31,7 +31,7 @@ from mmcodec.errors import (BadInputError, BitstreamError, MMCodecError, ModelMi
 from mmcodec.modality_codec import observe_latents
 from mmcodec.models.base import CompressedPair, PairModel
 from mmcodec.models.registry import InstalledModel, find_model
-from mmcodec.refine import DEFAULT_EFFORT, EFFORT_ITERATIONS, check_effort, rd_cost, refine, supports_refinement
+from mmcodec.refine import DEFAULT_EFFORT, EFFORT_LEVELS, check_effort, rd_cost, refine, supports_refinement
 from mmcodec.tiling import check_tile_option, plan_tiling
 
 ImageSource = str | os.PathLike | np.ndarray | ModalityImage
@@ -222,7 +222,7 @@ class Codec:
         """Code a pair; return the .mmc bytes and the reconstruction a decoder will produce
         (integer images in the input format; the stream carries their CRC).
 
-        `effort` > 0 refines the latents at encode time (mmcodec.refine, EFFORT_ITERATIONS);
+        `effort` > 0 refines the latents at encode time (mmcodec.refine, EFFORT_LEVELS);
         `report`, if given, receives the RD cost before and after and the seconds spent."""
         effort = check_effort(effort)
         quality = self.quality if quality is None else quality
@@ -293,7 +293,7 @@ class Codec:
         lam = self.installed.lambdas[quality - 1]
         distortions = self.installed.budget.get("distortion", {})
         valid = {m: (im.height, im.width) for m, im in images.items()}
-        latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_ITERATIONS[effort],
+        latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_LEVELS[effort],
                               progress=progress, threads=threads, **tiled)
         refined = self._compress(x, quality - 1, latents=latents, **tiled)
 

@@ -32,18 +32,29 @@ from tqdm import tqdm
 
 from mmcodec.distortion import distortion
 
-# Iterations per effort level. The default level (DEFAULT_EFFORT) is the highest at which a
-# 640x480 ir-vi pair still encodes in about 2 s on the 2-core machine; any refinement costs a
-# second real encode (for the keep-if-better check) plus a few tenths of a second per
-# iteration, so the default is 0. Levels 2 and 3 are sized to the issue's 10 s and 60 s
-# budgets (BENCHMARKS.md, "Encoder effort", with the timings).
-EFFORT_ITERATIONS = {0: 0, 1: 8, 2: 25, 3: 140}
+@dataclass(frozen=True)
+class Schedule:
+    """One effort level: Adam iterations, its step size, and the fraction of that step size
+    reached at the last iteration (cosine decay; 1.0 = constant)."""
+    iterations: int
+    lr: float
+    lr_final_fraction: float = 1.0
+
+    def step_size(self, fraction: float) -> float:
+        low = self.lr * self.lr_final_fraction
+        return low + (self.lr - low) * 0.5 * (1 + math.cos(math.pi * fraction))
+
+
+# The effort levels. The default level (DEFAULT_EFFORT) is the highest at which a 640x480 ir-vi
+# pair still encodes in about 2 s on the 2-core machine; any refinement costs a second real
+# encode (for the keep-if-better check) plus a few tenths of a second per iteration, so the
+# default is 0. Levels 2 and 3 are sized to the issue's 10 s and 60 s budgets. Step sizes were
+# chosen on training pairs for each length: a long run gains from a large early step that
+# decays as rounding hardens, a short one from a smaller step that stays up to the end
+# (BENCHMARKS.md, "Encoder effort", with the timings and the sweep).
+EFFORT_LEVELS = {0: Schedule(0, 0.0), 1: Schedule(8, 0.03), 2: Schedule(25, 0.05, 0.2), 3: Schedule(140, 0.08, 0.05)}
+EFFORT_ITERATIONS = {e: s.iterations for e, s in EFFORT_LEVELS.items()}
 DEFAULT_EFFORT = 0
-# Adam's step size, cosine-decayed to LR_FINAL_FRACTION of it at the last iteration: a large
-# early step moves the latents far, the small late one settles them as rounding hardens. Chosen
-# on training pairs against the constant 0.01 of the first version (BENCHMARKS.md).
-LEARNING_RATE = 0.08
-LR_FINAL_FRACTION = 0.05
 SGA_TAU_START, SGA_TAU_END = 0.5, 0.05
 
 
@@ -112,7 +123,7 @@ def rd_cost(bits: dict[str, torch.Tensor | float], x_hat: dict[str, torch.Tensor
 
 
 def refine(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: float,
-           distortions: dict[str, str], valid_hw: dict[str, tuple[int, int]], iterations: int,
+           distortions: dict[str, str], valid_hw: dict[str, tuple[int, int]], schedule: Schedule,
            seed: int = 0, progress: bool = False, tiling=None, threads: int | None = None
            ) -> tuple[dict, RefinementReport]:
     """Refined latents (detached) for `model.compress(x, rate, latents=...)`. With `tiling`
@@ -124,14 +135,14 @@ def refine(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: f
     given input, model, effort and thread count still give the same latents."""
     with _threads(threads):
         if tiling is not None:
-            return refine_tiled(model, x, rate, lam, distortions, valid_hw, iterations, tiling, seed, progress)
+            return refine_tiled(model, x, rate, lam, distortions, valid_hw, schedule, tiling, seed, progress)
         start = time.time()
         with torch.no_grad():
             init = model.encoder_latents(x, rate)
         with _frozen(model):
             latents, costs = _optimise(lambda lat, quantise: model.relaxed_forward(x, lat, rate, quantise), init,
-                                       x, valid_hw, lam, distortions, iterations, seed, progress)
-        return latents, RefinementReport(iterations, time.time() - start, *costs)
+                                       x, valid_hw, lam, distortions, schedule, seed, progress)
+        return latents, RefinementReport(schedule.iterations, time.time() - start, *costs)
 
 
 @contextlib.contextmanager
@@ -158,20 +169,15 @@ def _frozen(model: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def _step_size(fraction: float) -> float:
-    """Cosine from LEARNING_RATE to LR_FINAL_FRACTION * LEARNING_RATE over the iterations."""
-    low = LEARNING_RATE * LR_FINAL_FRACTION
-    return low + (LEARNING_RATE - low) * 0.5 * (1 + math.cos(math.pi * fraction))
-
-
 def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[str, torch.Tensor],
-              valid_hw: dict[str, tuple[int, int]], lam: float, distortions: dict[str, str], iterations: int,
+              valid_hw: dict[str, tuple[int, int]], lam: float, distortions: dict[str, str], schedule: Schedule,
               seed: int, progress: bool) -> tuple[dict, tuple[float, float]]:
     """Adam on a copy of `init` against the relaxed objective `relaxed(latents, quantiser)`.
     Returns bounded refined latents and the relaxed cost at the first and last iteration."""
     latents = _map(init, lambda t: t.detach().clone().requires_grad_(True))
     params = _leaves(latents)
-    opt = torch.optim.Adam(params, lr=LEARNING_RATE)
+    opt = torch.optim.Adam(params, lr=schedule.lr)
+    iterations = schedule.iterations
     quantise = Quantiser(seed)
     first = last = math.nan
     bar = tqdm(total=iterations, desc="refining latents", leave=False, disable=not progress, delay=1.0)
@@ -181,7 +187,7 @@ def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[st
                 progress_fraction = it / max(iterations - 1, 1)
                 quantise.set_progress(progress_fraction)
                 for group in opt.param_groups:
-                    group["lr"] = _step_size(progress_fraction)
+                    group["lr"] = schedule.step_size(progress_fraction)
                 out = relaxed(latents, quantise)
                 loss = sum(rd_cost(out["bits"], out["x_hat"], x, valid_hw, lam, distortions).values())
                 opt.zero_grad(set_to_none=True)
@@ -196,7 +202,7 @@ def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[st
 
 
 def refine_tiled(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: float,
-                 distortions: dict[str, str], valid_hw: dict[str, tuple[int, int]], iterations: int, tiling,
+                 distortions: dict[str, str], valid_hw: dict[str, tuple[int, int]], schedule: Schedule, tiling,
                  seed: int = 0, progress: bool = False) -> tuple[dict, RefinementReport]:
     """Refinement of a tiled (big-image) encode with bounded memory: per modality, each latent
     tile of the stream's tiling is refined on its own, with the stream's halo of context, and
@@ -214,17 +220,17 @@ def refine_tiled(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, 
             for core, window in _windows(tuple(y.shape[-2:]), tiling.tile, tiling.halo):
                 window = (window[0] // 4 * 4, -(-window[1] // 4) * 4, window[2] // 4 * 4, -(-window[3] // 4) * 4)
                 cost = _refine_window(codec, m, x[m], y, z, core, window, valid_hw[m], rate, lam, distortions,
-                                      iterations, seed, progress)
+                                      schedule, seed, progress)
                 if cost is not None:
                     costs.append(cost)
             latents[m] = {"y": y, "z": z}
-    return latents, RefinementReport(iterations, time.time() - start, sum(c[0] for c in costs),
+    return latents, RefinementReport(schedule.iterations, time.time() - start, sum(c[0] for c in costs),
                                      sum(c[1] for c in costs))
 
 
 def _refine_window(codec: torch.nn.Module, m: str, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
                    core: tuple[int, int, int, int], window: tuple[int, int, int, int], image_hw: tuple[int, int],
-                   rate: int, lam: float, distortions: dict[str, str], iterations: int, seed: int,
+                   rate: int, lam: float, distortions: dict[str, str], schedule: Schedule, seed: int,
                    progress: bool) -> tuple[float, float] | None:
     """Refine one latent window of one modality in place (y and z cores); None for padding."""
     from mmcodec.tiling import LATENT_STRIDE as s
@@ -240,7 +246,7 @@ def _refine_window(codec: torch.nn.Module, m: str, x: torch.Tensor, y: torch.Ten
         out = codec.relaxed_forward(lat, rate, quantise)
         return {"x_hat": {m: out["x_hat"][..., rows, cols]}, "bits": {m: out["bits"]}}
     init = {"y": y[..., w0:w1, v0:v1], "z": z[..., w0 // 4:w1 // 4, v0 // 4:v1 // 4]}
-    refined, cost = _optimise(relaxed, init, {m: target}, {m: valid}, lam, distortions, iterations, seed,
+    refined, cost = _optimise(relaxed, init, {m: target}, {m: valid}, lam, distortions, schedule, seed,
                               progress)
     y[..., r0:r1, c0:c1] = refined["y"][..., r0 - w0:r1 - w0, c0 - v0:c1 - v0]
     zr0, zr1, zc0, zc1 = r0 // 4, -(-r1 // 4), c0 // 4, -(-c1 // 4)

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Issue 20: the other shipped models at effort 0 and 2 (and 1 for rgb-d), N pairs each (N2 for the slower
-# joint models), real bitstreams, against the same model at effort 0.
+# Issue 20: the other shipped models at effort 0-3, real bitstreams, against the same model at effort 0:
+# rgb-d on N RGB-D-D test pairs, the slower joint models (Lu, CCEM) on N2 pairs of each split in JOINT_SPLITS.
+# The code runs from CAMPAIGN_CODE if set (a frozen copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-4}; N2=${N2:-2}
-.venv/bin/mmcodec bench --data rgbdd-test --limit $N --anchor mmcodec:rgb-d/hyperprior --cache results/effort/cache \
-    --codecs hevc,mmcodec:rgb-d/hyperprior,mmcodec:rgb-d/hyperprior@effort=1,mmcodec:rgb-d/hyperprior@effort=2 \
-    --out results/effort/rgbdd-test
-for model in lu2022 ccem; do
-  .venv/bin/mmcodec bench --data msrs-subset --limit $N2 --anchor mmcodec:ir-vi/$model --cache results/effort/cache \
-      --codecs hevc,mmcodec:ir-vi/$model,mmcodec:ir-vi/$model@effort=2 \
-      --out results/effort/msrs-subset-$model
+M="env PYTHONPATH=${CAMPAIGN_CODE:-.} .venv/bin/python -m mmcodec"
+levels() { echo "hevc,mmcodec:$1,mmcodec:$1@effort=1,mmcodec:$1@effort=2,mmcodec:$1@effort=3"; }
+if [ -z "${SKIP_RGBD:-}" ]; then
+  $M bench --data rgbdd-test --limit $N --anchor mmcodec:rgb-d/hyperprior --cache results/effort/cache \
+      --codecs "$(levels rgb-d/hyperprior)" --out results/effort/rgbdd-test
+fi
+for split in ${JOINT_SPLITS:-msrs-subset}; do
+  for model in ${JOINT_MODELS:-lu2022 ccem}; do
+    $M bench --data $split --limit $N2 --anchor mmcodec:ir-vi/$model --cache results/effort/cache \
+        --codecs "$(levels ir-vi/$model)" --out results/effort/$split-$model
+  done
 done

@@ -27,20 +27,19 @@ def main() -> None:
     p.add_argument("pairs", type=int)
     p.add_argument("iterations")
     p.add_argument("--quality", type=int, default=3)
-    p.add_argument("--lr", type=float, default=refine.LEARNING_RATE)
-    p.add_argument("--lr-final", type=float, default=refine.LR_FINAL_FRACTION,
+    p.add_argument("--lr", type=float, default=refine.EFFORT_LEVELS[3].lr)
+    p.add_argument("--lr-final", type=float, default=refine.EFFORT_LEVELS[3].lr_final_fraction,
                    help="final step size as a fraction of --lr (cosine decay; 1 = constant)")
     p.add_argument("--tau", default=f"{refine.SGA_TAU_START},{refine.SGA_TAU_END}",
                    help="SGA temperature start,end")
     p.add_argument("--model", default="ir-vi/separate")
     args = p.parse_args()
-    refine.LEARNING_RATE, refine.LR_FINAL_FRACTION = args.lr, args.lr_final
     refine.SGA_TAU_START, refine.SGA_TAU_END = map(float, args.tau.split(","))
     records = standard_split(args.split)
     records = records[::max(1, len(records) // args.pairs)][:args.pairs]
     codec = mmcodec.load(args.model, quality=args.quality)
     for iterations in map(int, args.iterations.split(",")):
-        refine.EFFORT_ITERATIONS[3] = iterations
+        refine.EFFORT_LEVELS[3] = refine.Schedule(iterations, args.lr, args.lr_final)
         acc: dict[str, list[float]] = {}
         t0 = time.time()
         for r in records:

@@ -116,13 +116,13 @@ def test_refinement_lowers_the_rounded_cost(tiny_env):
             return float(sum(refine_module.rd_cost(out["bits"], out["x_hat"], x, valid, lam, {}).values()))
     with torch.no_grad():
         start = codec.model.encoder_latents(x, 1)
-    refined, _ = refine_module.refine(codec.model, x, 1, lam, {}, valid, iterations=30)
+    refined, _ = refine_module.refine(codec.model, x, 1, lam, {}, valid, refine_module.Schedule(30, 0.01))
     assert rounded_cost(refined) < rounded_cost(start)
 
 
 def test_worse_refinement_is_not_kept(tiny_env, monkeypatch):
     """A refinement that only makes things worse (a huge step) must leave the unrefined streams."""
-    monkeypatch.setattr(refine_module, "LEARNING_RATE", 50.0)
+    monkeypatch.setitem(refine_module.EFFORT_LEVELS, 1, refine_module.Schedule(2, 50.0))
     codec = mmcodec.load("ir-vi/tiny", quality=1)
     images = _images("ir")
     plain = unpack(codec.encode(images, 1, effort=0)[0])
@@ -238,10 +238,12 @@ def test_tiled_refinement(tiny_env):
         np.testing.assert_array_equal(decoded[m], recon[m])
 
 
-def test_step_size_decays_from_the_learning_rate_to_its_final_fraction():
-    steps = [refine_module._step_size(i / 10) for i in range(11)]
-    assert steps[0] == pytest.approx(refine_module.LEARNING_RATE)
-    assert steps[-1] == pytest.approx(refine_module.LEARNING_RATE * refine_module.LR_FINAL_FRACTION)
-    assert all(a >= b for a, b in zip(steps, steps[1:]))
-    levels = refine_module.EFFORT_ITERATIONS
-    assert levels[0] == 0 and all(levels[e] < levels[e + 1] for e in range(3))
+def test_each_level_decays_its_step_size_to_its_final_fraction():
+    levels = refine_module.EFFORT_LEVELS
+    assert levels[0].iterations == 0 and all(levels[e].iterations < levels[e + 1].iterations for e in range(3))
+    for level in list(levels.values())[1:]:
+        steps = [level.step_size(i / 10) for i in range(11)]
+        assert steps[0] == pytest.approx(level.lr)
+        assert steps[-1] == pytest.approx(level.lr * level.lr_final_fraction)
+        assert all(a >= b for a, b in zip(steps, steps[1:]))
+    assert refine_module.EFFORT_ITERATIONS == {e: s.iterations for e, s in levels.items()}

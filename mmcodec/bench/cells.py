@@ -188,9 +188,10 @@ def mmcodec_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair) 
     codec = cut.mmcodec
     quality = int(next(iter(rate.params.values())))
     key = [CACHE_VERSION, cut.name, codec.installed.weights_hash, quality, pair.source_id()]
-    if cut.settings.get("effort"):   # a refined cell also depends on the level's iterations
-        from mmcodec.refine import EFFORT_ITERATIONS, LEARNING_RATE, LR_FINAL_FRACTION
-        key += [EFFORT_ITERATIONS[cut.settings["effort"]], LEARNING_RATE, LR_FINAL_FRACTION]
+    if cut.settings.get("effort"):   # a refined cell also depends on the level's schedule
+        from mmcodec.refine import EFFORT_LEVELS
+        level = EFFORT_LEVELS[cut.settings["effort"]]
+        key += [level.iterations, level.lr, level.lr_final_fraction]
     fp = _digest(key)
     path = cache / safe_name(cut.name) / cut.settings["weights"] / f"q{quality}" / f"{safe_name(pair.stem)}.json"
     cell = _read_cell(path, fp)
