@@ -19,7 +19,7 @@ class FusionBlock(nn.Module):
     (context_ch channels). Returns out_ch channels at the query resolution; the caller adds
     it to its own features (a residual). With `zero_init`, the recovery projection starts
     at zero so a freshly added block leaves a pretrained path unchanged. `attention` is
-    "agent" (linear cost, above) or "full" (plain softmax cross-attention over all
+    "agent" (linear cost, mmcodec.layers.agent_attention) or "full" (plain softmax attention over all
     positions, quadratic cost; what the CCEM paper names for its encoder exchange).
     """
 
