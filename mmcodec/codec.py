@@ -316,6 +316,7 @@ class Codec:
             chosen = refined if better else out
         if report is not None:
             report.update(effort=effort, iterations=rep.iterations, seconds=round(rep.seconds, 3),
+                          diverged=rep.diverged,
                           rd_cost_before=round(sum(before.values()), 5),
                           rd_cost_after=round(sum((after if keep[m] else before)[m] for m in self.modalities), 5),
                           refined=keep)

@@ -101,6 +101,7 @@ class RefinementReport:
     seconds: float
     relaxed_cost_start: float
     relaxed_cost_end: float
+    diverged: bool = False      # the relaxed cost became non-finite; the optimisation stopped there
 
 
 def _map(latents: dict, fn: Callable) -> dict:
@@ -171,15 +172,17 @@ def _frozen(model: torch.nn.Module) -> Iterator[None]:
 
 def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[str, torch.Tensor],
               valid_hw: dict[str, tuple[int, int]], lam: float, distortions: dict[str, str], schedule: Schedule,
-              seed: int, progress: bool) -> tuple[dict, tuple[float, float]]:
+              seed: int, progress: bool) -> tuple[dict, tuple[float, float, bool]]:
     """Adam on a copy of `init` against the relaxed objective `relaxed(latents, quantiser)`.
-    Returns bounded refined latents and the relaxed cost at the first and last iteration."""
+    Returns bounded refined latents, the relaxed cost at the first and last iteration, and
+    whether the cost became non-finite (the loop stops before such a step can poison Adam)."""
     latents = _map(init, lambda t: t.detach().clone().requires_grad_(True))
     params = _leaves(latents)
     opt = torch.optim.Adam(params, lr=schedule.lr)
     iterations = schedule.iterations
     quantise = Quantiser(seed)
     first = last = math.nan
+    diverged = False
     bar = tqdm(total=iterations, desc="refining latents", leave=False, disable=not progress, delay=1.0)
     try:
         with torch.enable_grad():
@@ -190,15 +193,21 @@ def _optimise(relaxed: Callable[[dict, Quantiser], dict], init: dict, x: dict[st
                     group["lr"] = schedule.step_size(progress_fraction)
                 out = relaxed(latents, quantise)
                 loss = sum(rd_cost(out["bits"], out["x_hat"], x, valid_hw, lam, distortions).values())
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if not all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None):
+                    diverged = True
+                    break
                 opt.step()
                 last = float(loss.detach())
                 first = last if it == 0 else first
                 bar.update(1)
     finally:
         bar.close()
-    return _map(_pairs(init, latents), _bounded), (first, last)
+    return _map(_pairs(init, latents), _bounded), (first, last, diverged)
 
 
 def refine_tiled(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, lam: float,
@@ -213,7 +222,7 @@ def refine_tiled(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, 
     start = time.time()
     with torch.no_grad():
         latents = model.encoder_latents(x, rate, tiling=tiling)
-    costs: list[tuple[float, float]] = []
+    costs: list[tuple[float, float, bool]] = []
     with _frozen(model):
         for m, codec in model.codecs.items():
             y, z = latents[m]["y"].clone(), latents[m]["z"].clone()
@@ -225,13 +234,13 @@ def refine_tiled(model: torch.nn.Module, x: dict[str, torch.Tensor], rate: int, 
                     costs.append(cost)
             latents[m] = {"y": y, "z": z}
     return latents, RefinementReport(schedule.iterations, time.time() - start, sum(c[0] for c in costs),
-                                     sum(c[1] for c in costs))
+                                     sum(c[1] for c in costs), any(c[2] for c in costs))
 
 
 def _refine_window(codec: torch.nn.Module, m: str, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
                    core: tuple[int, int, int, int], window: tuple[int, int, int, int], image_hw: tuple[int, int],
                    rate: int, lam: float, distortions: dict[str, str], schedule: Schedule, seed: int,
-                   progress: bool) -> tuple[float, float] | None:
+                   progress: bool) -> tuple[float, float, bool] | None:
     """Refine one latent window of one modality in place (y and z cores); None for padding."""
     from mmcodec.tiling import LATENT_STRIDE as s
     (r0, r1, c0, c1), (w0, w1, v0, v1) = core, window

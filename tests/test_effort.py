@@ -247,3 +247,41 @@ def test_each_level_decays_its_step_size_to_its_final_fraction():
         assert steps[-1] == pytest.approx(level.lr * level.lr_final_fraction)
         assert all(a >= b for a, b in zip(steps, steps[1:]))
     assert refine_module.EFFORT_ITERATIONS == {e: s.iterations for e, s in levels.items()}
+
+
+def test_shipped_style_weights_keep_the_likelihood_floor(tmp_path, monkeypatch):
+    """Weight files store the Gaussian likelihood floor (1e-9) in fp16, i.e. as zero; loaded as
+    such, -log2(likelihood) reached infinity and CCEM's refinement went NaN on whole images.
+    Loading keeps the architecture's floor."""
+    from safetensors.torch import load_file
+    from test_ccem import TINY, tiny
+    from mmcodec.models.registry import install_model
+    torch.manual_seed(0)
+    kwargs = {"num_rates": 4, **TINY}
+    path = install_model(tmp_path, "ir-vi/ccem-tiny", "ccem", kwargs, ["rgb", "ir"],
+                         [0.0018, 0.0043, 0.0104, 0.025], tiny())
+    weights = path.with_suffix(".safetensors")
+    state = load_file(str(weights))
+    floors = [k for k in state if k.endswith("likelihood_lower_bound.bound")]
+    assert floors and any(float(state[k]) == 0.0 for k in floors)   # what the file holds
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tmp_path))
+    model = mmcodec.load("ir-vi/ccem-tiny", quality=2).model
+    bounds = [m.bound for name, m in model.named_modules() if name.endswith("likelihood_lower_bound")]
+    assert bounds and all(float(b) == pytest.approx(1e-9) for b in bounds)
+
+
+def test_refinement_stops_when_the_relaxed_cost_is_not_finite():
+    """A non-finite relaxed cost ends the optimisation before Adam steps on it: the report says
+    so and the latents are the last finite ones."""
+    x = {"ir": torch.zeros(1, 1, 8, 8)}
+    calls = []
+
+    def relaxed(lat: dict, quantise) -> dict:
+        calls.append(1)
+        bits = (lat["y"] ** 2).sum() * (float("inf") if len(calls) > 2 else 1.0)
+        return {"x_hat": {"ir": torch.zeros(1, 1, 8, 8) + lat["y"].mean()}, "bits": {"ir": bits}}
+    init = {"y": torch.ones(1, 2, 2, 2)}
+    latents, (first, last, diverged) = refine_module._optimise(
+        relaxed, init, x, {"ir": (8, 8)}, 0.01, {}, refine_module.Schedule(10, 0.1, 1.0), 0, False)
+    assert diverged and len(calls) == 3 and np.isfinite(last)
+    assert torch.isfinite(latents["y"]).all() and not torch.equal(latents["y"], init["y"])

@@ -203,17 +203,28 @@ def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.
     """Store weights compactly; derived CDF buffers are left out."""
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()
              if not k.rsplit(".", 1)[-1] in _DERIVED_BUFFERS}
-    # Entropy-bottleneck quantiles/CDF parameters stay fp32: they set the coding tables.
+    # Entropy-bottleneck quantiles/CDF parameters stay fp32: they set the coding tables. (The
+    # Gaussian likelihood floors become fp16 zeros; load_weights restores them: see there.)
     state = {k: (v.to(dtype) if v.is_floating_point() and "entropy_bottleneck" not in k else v).contiguous()
              for k, v in state.items()}
     with atomic_output(path) as tmp:
         save_file(state, str(tmp))
 
 
+# The likelihood floor of an entropy model (CompressAI's `likelihood_lower_bound`) is a constant of
+# the architecture. Weight files hold the Gaussian one in fp16, where 1e-9 is zero: a zero floor
+# lets -log2(likelihood) reach infinity when training or refining a shipped model. It never enters
+# the coding tables, so keeping the constructor's value changes no stream. (Writing it in fp32
+# instead would change every weights hash, hence every file header.)
+LIKELIHOOD_FLOOR_KEY = "likelihood_lower_bound.bound"
+
+
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()
+             if not k.endswith(LIKELIHOOD_FLOOR_KEY)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k.rsplit(".", 1)[-1] not in _DERIVED_BUFFERS]
+    missing = [k for k in missing if k.rsplit(".", 1)[-1] not in _DERIVED_BUFFERS
+               and not k.endswith(LIKELIHOOD_FLOOR_KEY)]
     if missing or unexpected:
         raise UnknownModelError(f"weights {path.name} do not fit the architecture "
                                 f"(missing {missing[:2]}, unexpected {unexpected[:2]})")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from mmcodec.errors import BadInputError
-from mmcodec.models.registry import find_model, read_manifest
+from mmcodec.models.registry import LIKELIHOOD_FLOOR_KEY, find_model, read_manifest
 from mmcodec.train.config import TrainConfig
 
 
@@ -40,6 +40,8 @@ def warm_start(model: torch.nn.Module, source: str, prefix_map: dict[str, str]) 
     own = model.state_dict()
     copied = 0
     for k, v in state.items():
+        if k.endswith(LIKELIHOOD_FLOOR_KEY):   # a constant, zero in fp16 files: keep the model's own
+            continue
         for src, dst in (prefix_map.items() or [("", "")]):
             if k.startswith(src):
                 nk = dst + k[len(src):]
