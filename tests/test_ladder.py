@@ -81,3 +81,34 @@ def test_an_old_weights_stream_above_its_old_top_quality_is_refused(extended, mo
 def test_new_points_must_lie_above_the_top(tiny_env):
     with pytest.raises(BadInputError, match="above"):
         install_extended(find_model("ir-vi/tiny"), [0.005], tiny_env / "unused")
+
+
+def test_training_only_the_new_rows_leaves_the_old_rows_untouched(synthetic_pair_dir, tmp_path):
+    """`train_rates` + freezing all but the gain units: the old rows (and every other weight)
+    come out bit-identical, the trained row moves."""
+    from safetensors.torch import load_file
+    from conftest import tiny_train_config
+    from mmcodec.train.trainer import train
+    frozen = [f"codecs.{m}.{part}" for m in ("rgb", "ir") for part in ("g_a", "g_s", "latent_codec")]
+    cfg = tiny_train_config(tmp_path / "run", synthetic_pair_dir, train_rates=[1], freeze=frozen, lr=1e-2)
+    torch.manual_seed(0)
+    from mmcodec.models.registry import build_model, save_weights
+    start = build_model(cfg.arch, cfg.kwargs)
+    save_weights(start, tmp_path / "start.safetensors")
+    cfg.init_from = str(tmp_path / "start.safetensors")
+    result = train(cfg, progress=False)
+    before, after = load_file(str(tmp_path / "start.safetensors")), load_file(result["manifest"].replace(".json", ".safetensors"))
+    gains = [k for k in before if k.endswith(("gains.gain", "gains.inverse_gain"))]
+    assert gains
+    for k in before:
+        if k in gains:
+            assert torch.equal(before[k][0], after[k][0]) and not torch.equal(before[k][1], after[k][1])
+        elif not k.endswith("likelihood_lower_bound.bound"):
+            assert torch.equal(before[k], after[k]), k
+
+
+def test_train_rates_are_checked(synthetic_pair_dir, tmp_path):
+    from conftest import tiny_train_config
+    for bad in ([2], [], [0, 0], [True]):
+        with pytest.raises(BadInputError, match="train_rates"):
+            tiny_train_config(tmp_path / "run", synthetic_pair_dir, train_rates=bad).validate()

@@ -113,6 +113,9 @@ class TrainConfig:
     init_from: str | None = None                 # installed model name or .safetensors/.pt path
     init_map: dict[str, str] = field(default_factory=dict)   # key prefix renames for warm starts
     freeze: list[str] = field(default_factory=list)          # parameter-name prefixes kept fixed
+    # Rate indices to sample (default: all). With everything but the gain units frozen, training
+    # [4, 5] of a 6-point ladder fits new rows and leaves the old rows' streams as they were.
+    train_rates: list[int] | None = None
     stage: str = "joint"                         # passed to model.stage_parameters
     joint_objective: dict[str, float] | None = None  # {"weight": 5.0}: Lu et al.'s L_v + w|L_i - L_i*|
     distortion: dict[str, str] = field(default_factory=dict)  # {"depth": "thesis"}; default "mse"
@@ -171,6 +174,13 @@ class TrainConfig:
             raise BadInputError("name must not be empty")
         if not self.lambdas or not all(math.isfinite(v) and v > 0 for v in self.lambdas):
             raise BadInputError(f"lambdas must be a non-empty list of positive numbers, got {self.lambdas!r}")
+        if self.train_rates is not None:
+            ok = isinstance(self.train_rates, list) and self.train_rates and all(
+                isinstance(r, int) and not isinstance(r, bool) and 0 <= r < len(self.lambdas)
+                for r in self.train_rates) and len(set(self.train_rates)) == len(self.train_rates)
+            if not ok:
+                raise BadInputError(f"train_rates must be distinct rate indices 0..{len(self.lambdas) - 1}, "
+                                    f"got {self.train_rates!r}")
         unknown = [m for m in self.modalities if m not in CHANNELS]
         if not self.modalities or unknown or len(set(self.modalities)) != len(self.modalities):
             raise BadInputError(f"modalities must be distinct names from {', '.join(CHANNELS)}, "

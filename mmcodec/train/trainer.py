@@ -143,6 +143,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if joint_weight is not None:
         frozen_model = frozen_pretrained_copy(model, cfg, params,
                                               state.get("joint_frozen_model") if state is not None else None)
+    # The same draws as torch.randint(num_rates) when every rate is trained.
+    rate_choices = torch.tensor(cfg.train_rates if cfg.train_rates is not None else range(model.num_rates))
     opt = torch.optim.Adam(params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     if state is not None:
@@ -207,7 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             crop, batch = crop_and_batch_at(step, cfg)
             local_batch = ddp.local_batch(batch)
             x = {m: t.to(device) for m, t in data.batch(local_batch, crop).items()}
-            rate = torch.randint(model.num_rates, (local_batch,), generator=gen).to(device)
+            rate = rate_choices[torch.randint(len(rate_choices), (local_batch,), generator=gen)].to(device)
             if frozen_model is None:
                 out_fw = forward(x, rate)
                 terms = rd_loss(out_fw, x, lambdas[rate], cfg.modality_weight, cfg.distortion)
