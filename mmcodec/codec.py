@@ -135,7 +135,7 @@ class Codec:
         # Corrupted streams must raise, not crash the process inside the C++ rANS decoder.
         self.model = guard_entropy_decoders(installed.load(self.device))
         qualities = installed.qualities
-        self.quality = quality if quality is not None else qualities[(len(qualities) - 1) // 2 + 1 if len(qualities) > 2 else 0]
+        self.quality = quality if quality is not None else installed.default_quality
         if self.quality not in qualities:
             raise BadInputError(f"quality {self.quality} not available for {installed.name}; "
                                 f"choose {qualities[0]}..{qualities[-1]}")

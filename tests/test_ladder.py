@@ -66,6 +66,21 @@ def test_old_files_decode_and_old_qualities_are_unchanged(extended, monkeypatch)
     mmcodec.decompress(top)
 
 
+def test_the_default_quality_stays_where_it_was(extended, monkeypatch):
+    """Without the manifest's default_quality the default would move up the longer ladder
+    (from 1 of 1-2 to 3 of 1-3), and `mmcodec compress` without --quality would change files."""
+    old_dir, new_dir = extended
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(old_dir))
+    before = mmcodec.load("ir-vi/tiny").quality
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(new_dir))
+    installed = find_model("ir-vi/tiny")
+    assert installed.extra["default_quality"] == before == 1
+    assert mmcodec.load("ir-vi/tiny").quality == before
+    # a value that is not one of the qualities falls back to the rule (3 of 1-3)
+    for bad in (0, 4, True, "2"):
+        assert dataclasses.replace(installed, extra={"default_quality": bad}).default_quality == 3
+
+
 def test_an_old_weights_stream_above_its_old_top_quality_is_refused(extended, monkeypatch):
     old_dir, new_dir = extended
     rgb, ir = _pair()

@@ -68,4 +68,5 @@ def install_extended(installed: InstalledModel, new_lambdas: list[float], direct
                          list(installed.lambdas) + list(new_lambdas), model, default=installed.default,
                          description=f"{installed.description}; qualities {top + 1}-{top + len(new_lambdas)} "
                                      "extrapolated from the learned gains",
-                         budget=installed.budget, extra={"decodes_weights": earlier})
+                         budget=installed.budget,
+                         extra={"decodes_weights": earlier, "default_quality": installed.default_quality})

@@ -77,6 +77,17 @@ class InstalledModel:
         return list(range(1, len(self.lambdas) + 1))
 
     @property
+    def default_quality(self) -> int:
+        """The quality used when none is given: the manifest's "default_quality" if it names one
+        of the qualities (kept when rate points are added above, so the default file does not
+        change), else the one just above the middle of the ladder (3 of 1-4)."""
+        chosen = self.extra.get("default_quality")
+        if isinstance(chosen, int) and not isinstance(chosen, bool) and chosen in self.qualities:
+            return chosen
+        q = self.qualities
+        return q[(len(q) - 1) // 2 + 1] if len(q) > 2 else q[0]
+
+    @property
     def weights_hash(self) -> str:
         return _file_hash(str(self.weights_path), self.weights_path.stat().st_mtime_ns)
 
@@ -93,7 +104,8 @@ class InstalledModel:
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "arch": self.arch, "modalities": self.modalities,
-                "qualities": self.qualities, "lambdas": self.lambdas, "default": self.default,
+                "qualities": self.qualities, "default_quality": self.default_quality,
+                "lambdas": self.lambdas, "default": self.default,
                 "weights": self.weights_hash, "path": str(self.weights_path),
                 "description": self.description, "budget": self.budget}
 
