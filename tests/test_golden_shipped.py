@@ -13,6 +13,8 @@ when latent CRCs were added (its coded digest includes the latent CRCs of exact 
 model here but CCEM). Rows re-recorded for new weights on a machine whose float canary differs
 from the recording one (ir-vi/lu2022, issue 22) carry no whole-file hash: their coded digests
 and decoded means are checked everywhere, as for every row on such machines.
+The ir-vi/separate rows were re-recorded on 2026-12-03, when its infrared codec was replaced
+(issue 21, per-modality ship); its visible streams and decoded means did not change.
 """
 from __future__ import annotations
 
@@ -49,14 +51,14 @@ GOLDEN = {
     ("ir-vi/lu2022", "synthetic", 2): (None, "599c56d908561d85", {'rgb': 132.993, 'ir': 131.539}),
     ("ir-vi/lu2022", "synthetic", 3): (None, "71e8462c222944b2", {'rgb': 133.215, 'ir': 131.445}),
     ("ir-vi/lu2022", "synthetic", 4): (None, "a5e006e04fc0a79b", {'rgb': 132.99, 'ir': 131.815}),
-    ("ir-vi/separate", "real", 1): ("c1485ba470c2187d", "0320e386e240d0f5", {'rgb': 162.991, 'ir': 129.72}),
-    ("ir-vi/separate", "real", 2): ("5b8821c3fa71d699", "ac002b24304d431d", {'rgb': 162.285, 'ir': 129.613}),
-    ("ir-vi/separate", "real", 3): ("76816b19bd5f1a12", "ae5b6c0b14aa270c", {'rgb': 161.959, 'ir': 129.925}),
-    ("ir-vi/separate", "real", 4): ("e5165cfcd183a82e", "ac49f36daf712991", {'rgb': 162.485, 'ir': 130.064}),
-    ("ir-vi/separate", "synthetic", 1): ("f55791b8f2e6780e", "f6bc08f7217af3eb", {'rgb': 133.53, 'ir': 131.525}),
-    ("ir-vi/separate", "synthetic", 2): ("a3bfefd49c3b12a2", "12d6a44f5365ae5b", {'rgb': 132.993, 'ir': 131.502}),
-    ("ir-vi/separate", "synthetic", 3): ("688fd9e1cb27736a", "263a72345a521796", {'rgb': 133.215, 'ir': 131.672}),
-    ("ir-vi/separate", "synthetic", 4): ("1848db446b2c6f5f", "8d562b441f4708ea", {'rgb': 132.99, 'ir': 131.59}),
+("ir-vi/separate", "real", 1): ("d233a1b4b487bc82", "c56d573fae8a6dc0", {'rgb': 162.991, 'ir': 129.604}),
+    ("ir-vi/separate", "real", 2): ("66e6eb53835b6a2f", "6d733b95164d0aed", {'rgb': 162.285, 'ir': 130.164}),
+    ("ir-vi/separate", "real", 3): ("938ba6ca2d525c1b", "7cea216eb11ef454", {'rgb': 161.959, 'ir': 129.892}),
+    ("ir-vi/separate", "real", 4): ("45adeacd9e00a49b", "43c52bbabfa4c4fe", {'rgb': 162.485, 'ir': 130.071}),
+    ("ir-vi/separate", "synthetic", 1): ("217804e8aedcb18c", "855ae4086acf52a6", {'rgb': 133.53, 'ir': 132.301}),
+    ("ir-vi/separate", "synthetic", 2): ("9f86ba2799a81618", "2ff6b262cf6e4a3f", {'rgb': 132.993, 'ir': 131.73}),
+    ("ir-vi/separate", "synthetic", 3): ("b9e7e173d8f79e8a", "b366327c3fc67d63", {'rgb': 133.215, 'ir': 131.582}),
+    ("ir-vi/separate", "synthetic", 4): ("38d1dae39517df78", "c00dce078a3d910d", {'rgb': 132.99, 'ir': 131.929}),
     ("rgb-d/hyperprior", "real", 1): ("75ce5476bf3218a2", "bce6c89de12e42be", {'rgb': 227.678, 'depth': 2109.182}),
     ("rgb-d/hyperprior", "real", 2): ("dd472cecf124eda8", "5924b5279a05428b", {'rgb': 229.031, 'depth': 2108.977}),
     ("rgb-d/hyperprior", "real", 3): ("9bd37c6e72a1a37c", "1eba591c5d5f3bdc", {'rgb': 229.462, 'depth': 2106.389}),
@@ -86,14 +88,14 @@ LATENT_CRC_GOLDEN = {
     ("ir-vi/lu2022", "synthetic", 2): (None, "0fcf34deae41a1ac"),
     ("ir-vi/lu2022", "synthetic", 3): (None, "5cb2fa616bb92878"),
     ("ir-vi/lu2022", "synthetic", 4): (None, "6ceb6eeb3c3a766f"),
-    ("ir-vi/separate", "real", 1): ("2efe7abf6575b188", "cb787e623d34ebe3"),
-    ("ir-vi/separate", "real", 2): ("aeb62d5aac4dbc9e", "c3b61a82c202ceb0"),
-    ("ir-vi/separate", "real", 3): ("e7ad7291d930b449", "bd4b16810f46d1d7"),
-    ("ir-vi/separate", "real", 4): ("098861375bf8697f", "2f6912ffd3cebdba"),
-    ("ir-vi/separate", "synthetic", 1): ("53977b3317803ffd", "54e4930a828d01eb"),
-    ("ir-vi/separate", "synthetic", 2): ("ac0a8492c4a4f64b", "6701e2c9e8b39838"),
-    ("ir-vi/separate", "synthetic", 3): ("a593024ca94a13d4", "d2850877e8c8caf5"),
-    ("ir-vi/separate", "synthetic", 4): ("3cd4a1d0f549b852", "7856953d96d328f8"),
+    ("ir-vi/separate", "real", 1): ("1c643a81dbdc4b69", "d0ca5976ff9ff538"),
+    ("ir-vi/separate", "real", 2): ("3528272d6107cf87", "dd332cdb2aced24a"),
+    ("ir-vi/separate", "real", 3): ("b4e659705867cc37", "c92e2aa6c58d6239"),
+    ("ir-vi/separate", "real", 4): ("36d7165ba77f3630", "35784c2e94304392"),
+    ("ir-vi/separate", "synthetic", 1): ("00dfb0b0aadb8ca2", "aaea6d92d3eb8cac"),
+    ("ir-vi/separate", "synthetic", 2): ("182102185fdbbafb", "e1643b1334f0f351"),
+    ("ir-vi/separate", "synthetic", 3): ("2fc13c71399c7ab2", "b91696353ceed6b6"),
+    ("ir-vi/separate", "synthetic", 4): ("1dc60e417ddef61c", "e7416e1e1a8445cd"),
     ("rgb-d/hyperprior", "real", 1): ("bb02f6426f8eccbe", "1f3fac7c1e16a165"),
     ("rgb-d/hyperprior", "real", 2): ("9ff7b1e32e53c839", "7f71395cb9e529a8"),
     ("rgb-d/hyperprior", "real", 3): ("9545051c37b374a2", "dc3cbf5ad048a49f"),
