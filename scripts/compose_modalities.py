@@ -74,4 +74,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BadInputError as exc:
+        raise SystemExit(f"compose: {exc}") from None
