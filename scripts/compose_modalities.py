@@ -12,6 +12,7 @@ own while its visible codec does not.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from mmcodec.bitstream import unpack
 from mmcodec.codec import Codec
 from mmcodec.errors import BadInputError
+from mmcodec.files import atomic_output
 from mmcodec.models.registry import find_model, install_model, read_manifest
 
 
@@ -67,9 +69,12 @@ def main() -> None:
             want = Codec(donor if m in args.take else base)
             if _stream_bytes(composed, m) != _stream_bytes(want, m):
                 raise SystemExit(f"compose: the {m} streams differ from its source model's; nothing written")
-        out = install_model(args.out, base.name, base.arch, base.kwargs, base.modalities, base.lambdas,
-                            model, default=base.default, description=(base.description + args.note).strip(),
-                            budget=budget)
+        # The checked files themselves go out (weights first, so a manifest never names missing ones).
+        args.out.mkdir(parents=True, exist_ok=True)
+        for src in (manifest.with_suffix(".safetensors"), manifest):
+            with atomic_output(args.out / src.name) as dst:
+                shutil.copyfile(src, dst)
+        out = args.out / manifest.name
     print(f"installed {out}: {', '.join(args.take)} from {donor.weights_path}, the rest from {base.weights_path}")
 
 
