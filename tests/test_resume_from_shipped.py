@@ -81,3 +81,41 @@ def test_shipping_compares_with_the_weights_in_ship_to_even_off_the_model_path(s
     entry = train(cfg, resume=True, progress=False)["ledger_entry"]
     assert entry["bd_rate_vs_shipped"] is not None
     assert set(entry["bd_rate_vs_shipped"]) == {"rgb", "ir"}
+
+
+def _codec_tensors(manifest: Path, modality: str) -> dict:
+    from mmcodec.models.registry import read_manifest
+    state = read_manifest(manifest).load().state_dict()
+    return {k: v for k, v in state.items() if k.startswith(f"codecs.{modality}.")}
+
+
+def test_only_the_modalities_that_pass_are_shipped(synthetic_pair_dir, tmp_path, monkeypatch):
+    """Separate coding: infrared passes the rule, visible does not, so ship_to ends up with the
+    shipped visible codec and the candidate's infrared codec (and the ledger says so)."""
+    import torch
+    import mmcodec.train.campaign as campaign
+    monkeypatch.setattr(campaign, "bd_rates", lambda new, old, mods: {"rgb": 5.0, "ir": -3.0})
+    shipped = ship(tmp_path, steps=5)
+    before = {m: _codec_tensors(shipped, m) for m in ("rgb", "ir")}
+    cfg = config(tmp_path, synthetic_pair_dir, select_split=str(synthetic_pair_dir), select_every=1,
+                 ledger=str(tmp_path / "ledger.jsonl"))
+    result = train(cfg, resume=True, progress=False)
+    assert result["shipped"] is False and result["shipped_modalities"] == ["ir"]
+    candidate = Path(result["manifest"])
+    after = {m: _codec_tensors(shipped, m) for m in ("rgb", "ir")}
+    assert all(torch.equal(before["rgb"][k], v) for k, v in after["rgb"].items())
+    new_ir = _codec_tensors(candidate, "ir")
+    assert all(torch.equal(new_ir[k], v) for k, v in after["ir"].items())
+    assert any(not torch.equal(before["ir"][k], v) for k, v in after["ir"].items())
+    from mmcodec.models.registry import read_manifest
+    assert read_manifest(shipped).budget["codec_budgets"] == {"rgb": "base_budget", "ir": "budget"}
+    assert '"shipped_modalities": ["ir"]' in (tmp_path / "ledger.jsonl").read_text()
+
+
+def test_a_run_with_a_ledger_and_no_splits_still_leaves_a_row(synthetic_pair_dir, tmp_path):
+    ship(tmp_path, steps=5)
+    cfg = config(tmp_path, synthetic_pair_dir, ledger=str(tmp_path / "ledger.jsonl"))
+    train(cfg, resume=True, progress=False)
+    import json
+    rows = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["steps"] == 7

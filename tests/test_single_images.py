@@ -9,7 +9,7 @@ from conftest import smooth_image, tiny_train_config
 from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import find_pairs
 from mmcodec.errors import BadInputError
-from mmcodec.train.campaign import ship_decision
+from mmcodec.train.campaign import ship_decision, ship_modalities
 from mmcodec.train.config import load_config
 
 
@@ -84,3 +84,12 @@ def test_ship_rule():
     assert not ship_decision({"rgb": 6.5, "ir": 0.3}, {"rgb": -11.5, "ir": -21.1}, 1.0)
     assert not ship_decision({"rgb": -2.0, "ir": -2.0}, {"rgb": -5.0, "ir": 0.2}, 1.0)
     assert not ship_decision({"rgb": -2.0, "ir": None}, {"rgb": -5.0, "ir": -1.0}, 1.0)
+
+
+def test_ship_rule_per_modality():
+    # issue 21's seed-1 arm: infrared passes on its own figures, visible fails the tolerance
+    assert ship_modalities({"rgb": 6.51, "ir": 0.36}, {"rgb": -10.22, "ir": -23.48}, 1.0) == ["ir"]
+    assert ship_modalities({"rgb": -1.0, "ir": 0.1}, None, 1.0) == ["rgb"]
+    assert ship_modalities({"rgb": -2.0, "ir": None}, {"rgb": -5.0, "ir": -1.0}, 1.0) == ["rgb"]
+    assert ship_modalities({"rgb": -2.0, "ir": -2.0}, {"rgb": None, "ir": 0.2}, 1.0) == []
+    assert not ship_decision({}, None, 1.0)

@@ -11,6 +11,9 @@ the exported model is coded for real on
   modality);
 - `eval_split` (a test split): reported in the ledger, with BD-rate against HEVC intra when
   `anchor_results` points at a `mmcodec bench` results.json. Never used to select.
+
+For separate coding (`independent_modalities`) the rule is applied per modality: when only some
+modalities pass, only their codecs replace the shipped ones (`mmcodec.train.compose`).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from mmcodec.codec import Codec
 from mmcodec.data.pairs import split_records
 from mmcodec.files import atomic_output
 from mmcodec.models.registry import read_manifest
+from mmcodec.train.compose import compose
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.evaluate import anchor_rows_from_results, append_ledger, bd_rates
 
@@ -72,32 +76,49 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
                     entry["bd_rate_vs_hevc_validate"] = bd_rates(val_new, anchor, cfg.modalities)
             better = ship_decision(vs, val_vs, cfg.select_tolerance)
         entry["select_split"], entry["bd_rate_vs_shipped"], entry["shipped"] = cfg.select_split, vs, better
+        dest = Path(cfg.ship_to)
         if better:
-            dest = Path(cfg.ship_to)
             dest.mkdir(parents=True, exist_ok=True)
             for suffix in (".safetensors", ".json"):
                 src = Path(manifest).with_suffix(suffix)
                 with atomic_output(dest / src.name) as tmp:
                     shutil.copyfile(src, tmp)
+            entry["shipped_modalities"] = list(cfg.modalities)
+        elif shipped is not None and getattr(codec.model, "independent_modalities", False):
+            passing = ship_modalities(vs, val_vs, cfg.select_tolerance)
+            if passing:
+                compose(shipped, candidate, passing, dest,
+                        note=f"; {'+'.join(passing)} codec(s) from {cfg.out} ({budget['steps']} steps), shipped per modality")
+            entry["shipped_modalities"] = passing
         result["shipped"] = better
+        result["shipped_modalities"] = entry.get("shipped_modalities", [])
     if cfg.ledger:
         append_ledger(Path(cfg.ledger), entry)
     result["ledger_entry"] = entry
     return result
 
 
+def ship_modalities(select_vs: dict[str, float | None], validate_vs: dict[str, float | None] | None,
+                    tolerance: float) -> list[str]:
+    """The ship rule, per modality. BD-rates (%) against the shipped weights. Without a
+    validation split a modality passes if it is better on the training subset. With one: if it
+    is better on the validation split (unseen cameras) and no worse than `tolerance` on the
+    training subset. A missing BD-rate (no curve overlap) fails."""
+    def passes(m: str) -> bool:
+        sel = select_vs.get(m)
+        if sel is None:
+            return False
+        if validate_vs is None:
+            return sel < 0
+        val = validate_vs.get(m)
+        return val is not None and val < 0 and sel <= tolerance
+    return [m for m in select_vs if passes(m)]
+
+
 def ship_decision(select_vs: dict[str, float | None], validate_vs: dict[str, float | None] | None,
                   tolerance: float) -> bool:
-    """The ship rule. BD-rates (%) against the shipped weights per modality. Without a
-    validation split: better on every modality of the training subset. With one: better on
-    every modality of the validation split (unseen cameras), and no worse than `tolerance` on
-    the training subset."""
-    if any(v is None for v in select_vs.values()):
-        return False
-    if validate_vs is None:
-        return all(v < 0 for v in select_vs.values())
-    return (all(v is not None and v < 0 for v in validate_vs.values())
-            and all(v <= tolerance for v in select_vs.values()))
+    """Whether the whole model ships: every modality passes `ship_modalities`."""
+    return bool(select_vs) and len(ship_modalities(select_vs, validate_vs, tolerance)) == len(select_vs)
 
 
 def plot_ledger(entries: list[dict[str, Any]], png: Path, title: str = "") -> None:

@@ -291,6 +291,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     (out / "budget.json").write_text(json.dumps(budget, indent=2) + "\n")
     ddp.close()
     result: dict[str, Any] = {"manifest": str(manifest), "budget": budget}
-    if cfg.eval_split or cfg.select_split:
+    if cfg.eval_split or cfg.select_split or cfg.ledger:  # every run with a ledger leaves a row
         result.update(after_training(cfg, manifest, budget, progress))
     return result
