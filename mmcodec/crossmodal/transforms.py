@@ -8,7 +8,9 @@ see the *decoded* reference (Lu et al., CVPR 2022; see mmcodec.models.lu2022 for
   decoder recomputes them, nothing is sent.
 - Spatial alignment (SA): window cross-attention (mmcodec.layers.PatchCrossAttention) from
   the current transform's stages to the reference decoder's features; FeatCat (ablation)
-  concatenates them instead.
+  concatenates them instead; "spf"/"spf6" fuse them by the RGB-D thesis's convolutional
+  structure-prior fusion (mmcodec.layers.StructurePriorFusion, enhanced spatial attention),
+  in the decoder (and the encoder) of a hyperprior codec.
 - The reference decoder's stage features come from `DecoderFeatures`, a conditioning object
   for the reference's own synthesis.
 - The decoder-side variant of the RGB-D models adds fused features of the reconstructed side
@@ -29,13 +31,14 @@ import torch.nn.functional as F
 
 from mmcodec.errors import BitstreamError
 from mmcodec.latent_codecs import build_latent_codec
-from mmcodec.layers import PatchCrossAttention, analysis_transform, conv, deconv, synthesis_transform
+from mmcodec.layers import (PatchCrossAttention, StructurePriorFusion, analysis_transform, conv, deconv,
+                            synthesis_transform)
 from mmcodec.modality_codec import GainUnits, ModalityPipeline
 from mmcodec.tiling import Tiling
 
 # SA placement -> (encoder stages, decoder stages) that get a cross-modal module.
 SA_PLACEMENTS = {"none": ((), ()), "1": ((), (3,)), "3": ((), (1, 2, 3)), "6": ((1, 2, 3), (1, 2, 3)),
-                 "featcat": ((), (1, 2, 3))}
+                 "featcat": ((), (1, 2, 3)), "spf": ((), (1, 2, 3)), "spf6": ((1, 2, 3), (1, 2, 3))}
 SIDE_DTYPE = np.dtype("<f2")       # gamma/beta precision on the wire
 SIDE_BITS = 16
 
@@ -162,6 +165,8 @@ class ConditionalCodec(ModalityPipeline, nn.Module):
         def cross() -> nn.Module:
             if sa == "featcat":
                 return FeatureConcat(N, ref_N)
+            if sa.startswith("spf"):   # the RGB-D thesis's convolutional fusion (SPF with ESA)
+                return StructurePriorFusion(N, ref_N)
             return PatchCrossAttention(N, ref_N, dim=sa_dim, heads=heads, window=window, patch=2)
 
         self.encoder_cross = nn.ModuleDict({str(j): cross() for j in enc_stages})

@@ -24,7 +24,9 @@ conditioned on the *decoded* reference:
   to the reference decoder's j-th stage features. The reference is therefore decoded first
   and its intermediate features kept. Placements: "3" (stages 1-3 of the decoder, default),
   "1" (before the last deconvolution only), "6" (also after encoder stages 1-3, attending to
-  the reference decoder features of the same resolution), "featcat" (plain concatenation +
+  the reference decoder features of the same resolution), "spf" / "spf6" (the RGB-D thesis's
+  structure-prior fusion instead of attention, decoder stages / encoder and decoder stages:
+  `rgb-d/fusion`), "featcat" (plain concatenation +
   conv instead of attention), "none". SA and FeatCat modules add a residual and start as
   the identity (zero-initialised output conv), so a warm start from separate coding starts
   from the separate IR codec's behaviour.
@@ -100,7 +102,7 @@ class Lu2022(PairModel):
         N, M: transform and latent widths (64/96 CPU preset, 192 in the paper).
         num_rates: rate points (gain-unit vectors).
         ca: "ca" (channel-wise, side info), "ea" (element-wise, no side info) or "none".
-        sa: "3", "1", "6", "featcat" or "none" (see module docstring).
+        sa: "3", "1", "6", "featcat", "spf", "spf6" or "none" (see module docstring).
         window, heads, sa_dim: window cross-attention parameters (M=4 in the paper's text).
         align_ch: channels of the alignment features (64 in the paper).
         ratio: reference resolution / current resolution (1, or 2 for visible at twice IR;
