@@ -88,6 +88,9 @@ def tno_groups(root: Path, groups: set[str]) -> list[str]:
 
 
 TNO_TRAIN_GROUPS = {"seq_nato_camp", "seq_tree", "seq_duine"}
+# Pairs of the TNO test groups that no ir-vi codec can take: "tank"'s infrared file is a colour
+# (3-channel, unequal channels) image, which every codec refuses as infrared.
+TNO_TEST_EXCLUDED = {"tank"}
 
 
 def standard_split(name: str, root: Path | None = None) -> list[PairRecord]:
@@ -108,7 +111,7 @@ def standard_split(name: str, root: Path | None = None) -> list[PairRecord]:
         with open(tno / "pairs.csv", newline="") as fh:
             keep = {r["id"] for r in _csv.DictReader(fh)
                     if r["group"] == "athena" or r["group"].startswith("single_")}
-        return [r for r in find_pairs(tno, strict=False) if r.stem in keep]
+        return [r for r in find_pairs(tno, strict=False) if r.stem in keep and r.stem not in TNO_TEST_EXCLUDED]
     if name == "rgbdd-train":
         return find_pairs(rgbdd, rgbdd / "split_train.txt")
     if name == "rgbdd-test":
