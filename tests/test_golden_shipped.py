@@ -17,6 +17,7 @@ The ir-vi/separate rows were re-recorded on 2026-12-03, when its infrared codec 
 (issue 21, per-modality ship); its visible streams and decoded means did not change.
 They were re-recorded again on 2026-12-03 (seventh session) for the 31,500-step weights (both codecs
 retrained on mixed data, issue 21).
+The rgb-d/fusion rows were recorded when it first shipped (2026-12-03, seventh session).
 The ir-vi/ccem rows were re-recorded on 2026-12-03, when its analysis transforms were retrained with
 its decoder frozen; files of the previous weights still decode (manifest "decodes_weights").
 """
@@ -39,6 +40,14 @@ REAL = {"ir-vi": ("ir_vi", {"rgb": "vi", "ir": "ir"}, "roadscene_FLIR_00006.png"
 
 # (model, input, quality) -> (file hash, hash of all but the reconstruction CRCs, decoded means)
 GOLDEN = {
+    ("rgb-d/fusion", "real", 1): ("5cc15452dc9dc5ba", "8e2e74dc90d270c7", {'rgb': 227.678, 'depth': 2107.015}),
+    ("rgb-d/fusion", "real", 2): ("e7e35739511da099", "9214178cb13a7e78", {'rgb': 229.031, 'depth': 2110.172}),
+    ("rgb-d/fusion", "real", 3): ("365680553668268e", "375f787811802bc2", {'rgb': 229.462, 'depth': 2103.222}),
+    ("rgb-d/fusion", "real", 4): ("26082dd255ed7606", "5635030c95f7b044", {'rgb': 229.575, 'depth': 2107.614}),
+    ("rgb-d/fusion", "synthetic", 1): ("2ee02fa45d170c28", "86ecd09f90d88acb", {'rgb': 132.781, 'depth': 33872.669}),
+    ("rgb-d/fusion", "synthetic", 2): ("67033bc584f294b8", "db0c461b77ec44c8", {'rgb': 132.81, 'depth': 33991.845}),
+    ("rgb-d/fusion", "synthetic", 3): ("8bc0ce919c0d6dbd", "e999d3c09438650e", {'rgb': 132.478, 'depth': 33875.6}),
+    ("rgb-d/fusion", "synthetic", 4): ("6eabfd63cb7d18a7", "fb2b6145e1a3efc7", {'rgb': 132.797, 'depth': 33814.788}),
 ("ir-vi/ccem", "real", 1): ("4b1adb87b9a69789", "5a453295513d1434", {'rgb': 162.47, 'ir': 128.861}),
     ("ir-vi/ccem", "real", 2): ("4582e5eaef355557", "84f9fead8662ceab", {'rgb': 162.719, 'ir': 129.633}),
     ("ir-vi/ccem", "real", 3): ("b8279f6f78244c34", "387375c2fb82152a", {'rgb': 162.345, 'ir': 129.978}),
@@ -76,6 +85,14 @@ GOLDEN = {
 
 # (model, input, quality) -> (file hash, coded digest) of the file with latent CRCs (versions 9-16)
 LATENT_CRC_GOLDEN = {
+    ("rgb-d/fusion", "real", 1): ("1188429d1b65b66f", "28dde7929d5276da"),
+    ("rgb-d/fusion", "real", 2): ("e37c8121f05db15d", "d12d5074e3fe35ac"),
+    ("rgb-d/fusion", "real", 3): ("c7859b78275657fb", "2661f4da2206bd62"),
+    ("rgb-d/fusion", "real", 4): ("6d67709f0c96cd07", "ab047f0daf92c9a4"),
+    ("rgb-d/fusion", "synthetic", 1): ("d1d9bac6c8208dc4", "c24f6a7bad478374"),
+    ("rgb-d/fusion", "synthetic", 2): ("8e866638059eaf90", "173d47ec7e0ee469"),
+    ("rgb-d/fusion", "synthetic", 3): ("46ec2c7032b46adc", "a2d4634fb59538a1"),
+    ("rgb-d/fusion", "synthetic", 4): ("7e6072b20ddf76b7", "cbf9df98868517c5"),
     ("ir-vi/ccem", "real", 1): ("953ea9b6a4f64bea", "5012f740fd2cc542"),
     ("ir-vi/ccem", "real", 2): ("067d0a60164f49cd", "6d2657bd623183c9"),
     ("ir-vi/ccem", "real", 3): ("93610cf1cc5a9b59", "ecf9201abecd457f"),
@@ -155,7 +172,7 @@ if __name__ == "__main__":   # print LATENT_CRC_GOLDEN (run from the tests folde
     import torch
     from mmcodec.models.registry import find_model
     torch.set_num_threads(1)
-    for name in ("ir-vi/ccem", "ir-vi/lu2022", "ir-vi/separate", "rgb-d/hyperprior"):
+    for name in ("ir-vi/ccem", "ir-vi/lu2022", "ir-vi/separate", "rgb-d/fusion", "rgb-d/hyperprior"):
         for kind in ("real", "synthetic"):
             for q in find_model(name).qualities:
                 blob = encode(name, kind, q)
