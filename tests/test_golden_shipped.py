@@ -17,7 +17,8 @@ The ir-vi/separate rows were re-recorded on 2026-12-03, when its infrared codec 
 (issue 21, per-modality ship); its visible streams and decoded means did not change.
 They were re-recorded again on 2026-12-03 (seventh session) for the 31,500-step weights (both codecs
 retrained on mixed data, issue 21).
-The rgb-d/fusion rows were recorded when it first shipped (2026-12-03, seventh session).
+The rgb-d/fusion rows were recorded when it first shipped (2026-12-03, seventh session), and the
+rgb-d/hyperprior rows re-recorded the same day for its 10,000-step weights.
 The ir-vi/ccem rows were re-recorded on 2026-12-03, when its analysis transforms were retrained with
 its decoder frozen; files of the previous weights still decode (manifest "decodes_weights").
 """
@@ -72,14 +73,14 @@ GOLDEN = {
     ("ir-vi/separate", "synthetic", 2): ("2053d1c278ab3400", "97226835956a5c95", {'rgb': 133.309, 'ir': 132.52}),
     ("ir-vi/separate", "synthetic", 3): ("6d27e99b9425ea75", "ff573866d5f9b6a4", {'rgb': 133.221, 'ir': 131.993}),
     ("ir-vi/separate", "synthetic", 4): ("06e669889145d1b4", "a8ee3bf11b9c0897", {'rgb': 133.318, 'ir': 131.851}),
-    ("rgb-d/hyperprior", "real", 1): ("75ce5476bf3218a2", "bce6c89de12e42be", {'rgb': 227.678, 'depth': 2109.182}),
-    ("rgb-d/hyperprior", "real", 2): ("dd472cecf124eda8", "5924b5279a05428b", {'rgb': 229.031, 'depth': 2108.977}),
-    ("rgb-d/hyperprior", "real", 3): ("9bd37c6e72a1a37c", "1eba591c5d5f3bdc", {'rgb': 229.462, 'depth': 2106.389}),
-    ("rgb-d/hyperprior", "real", 4): ("d5c9b521b767aabe", "6feedc80212c6448", {'rgb': 229.575, 'depth': 2105.665}),
-    ("rgb-d/hyperprior", "synthetic", 1): ("761fae28b53f56b8", "80dcdb0331510b4e", {'rgb': 132.781, 'depth': 33885.751}),
-    ("rgb-d/hyperprior", "synthetic", 2): ("75510c6491534102", "ec9b67dd50a74d95", {'rgb': 132.81, 'depth': 34020.461}),
-    ("rgb-d/hyperprior", "synthetic", 3): ("20729e532c4cd032", "d9b60e5a05bff2fe", {'rgb': 132.478, 'depth': 33822.255}),
-    ("rgb-d/hyperprior", "synthetic", 4): ("0a8deae9657b74b7", "52dd41f0ec597fe3", {'rgb': 132.797, 'depth': 33889.899}),
+    ("rgb-d/hyperprior", "real", 1): ("6365c9095f9892cd", "357526a41833faf3", {'rgb': 229.232, 'depth': 2108.599}),
+    ("rgb-d/hyperprior", "real", 2): ("373e2e1aa75af5c8", "c2aee6647131fda9", {'rgb': 230.562, 'depth': 2112.841}),
+    ("rgb-d/hyperprior", "real", 3): ("10208e1a691eefaf", "e289f7f3b5e41eac", {'rgb': 229.824, 'depth': 2109.495}),
+    ("rgb-d/hyperprior", "real", 4): ("ed888b993c532c4f", "3f440d2a85fd2f50", {'rgb': 229.118, 'depth': 2110.289}),
+    ("rgb-d/hyperprior", "synthetic", 1): ("477c88b283a4f13b", "5f8d8c20910b1033", {'rgb': 132.638, 'depth': 33818.409}),
+    ("rgb-d/hyperprior", "synthetic", 2): ("6e2d29a873232d9a", "abe43a91dd654cda", {'rgb': 132.407, 'depth': 33906.288}),
+    ("rgb-d/hyperprior", "synthetic", 3): ("0abd881f45c85070", "69a16d7a8e999cd4", {'rgb': 132.676, 'depth': 33750.973}),
+    ("rgb-d/hyperprior", "synthetic", 4): ("29d0070321b25544", "9407e3447bb132e2", {'rgb': 133.035, 'depth': 33795.691}),
 }
 
 
@@ -117,14 +118,14 @@ LATENT_CRC_GOLDEN = {
     ("ir-vi/separate", "synthetic", 2): ("a5d74d784eaf7a16", "710cb797048510cd"),
     ("ir-vi/separate", "synthetic", 3): ("4877ac0255b6404f", "8707b1fcdce5fbd0"),
     ("ir-vi/separate", "synthetic", 4): ("03ed20d994c6d27f", "90b24b9e5ecdd731"),
-    ("rgb-d/hyperprior", "real", 1): ("bb02f6426f8eccbe", "1f3fac7c1e16a165"),
-    ("rgb-d/hyperprior", "real", 2): ("9ff7b1e32e53c839", "7f71395cb9e529a8"),
-    ("rgb-d/hyperprior", "real", 3): ("9545051c37b374a2", "dc3cbf5ad048a49f"),
-    ("rgb-d/hyperprior", "real", 4): ("8feab9e5c686e116", "0b926bc5effe201f"),
-    ("rgb-d/hyperprior", "synthetic", 1): ("6daafcd306636a60", "0bec1201dd3539de"),
-    ("rgb-d/hyperprior", "synthetic", 2): ("341cdab6d3f06ee0", "761eb1ff5e55f1fb"),
-    ("rgb-d/hyperprior", "synthetic", 3): ("fed4b827e444daeb", "1d471135ec080e18"),
-    ("rgb-d/hyperprior", "synthetic", 4): ("aa83d6872c6af80e", "34998f6cd9033ca7"),
+    ("rgb-d/hyperprior", "real", 1): ("d8fcc738931d8699", "3031ec6307422e0c"),
+    ("rgb-d/hyperprior", "real", 2): ("215861b22762a78d", "4ce648ba5ccbb691"),
+    ("rgb-d/hyperprior", "real", 3): ("02d7c9fbf18c0813", "095848f54c9f3b32"),
+    ("rgb-d/hyperprior", "real", 4): ("ae8bd7cf95202580", "ceefbf52c9908367"),
+    ("rgb-d/hyperprior", "synthetic", 1): ("45c4d18cfbcd0a6e", "8974ddf1761ab2ae"),
+    ("rgb-d/hyperprior", "synthetic", 2): ("d4bed06e964f89dd", "ea5c60ca87c16fd2"),
+    ("rgb-d/hyperprior", "synthetic", 3): ("37a1ad8e77e350b2", "c1b456c44b842dcc"),
+    ("rgb-d/hyperprior", "synthetic", 4): ("69656488f21de64d", "bc1c28e1199c99e4"),
 }
 
 
