@@ -3,12 +3,15 @@ from the committed shipped weights and their recorded cumulative budget."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from mmcodec.errors import BadInputError
-from mmcodec.models.registry import build_model, install_model
+import mmcodec.train.campaign as campaign
+from mmcodec.models.registry import build_model, install_model, read_manifest
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.trainer import train
 
@@ -84,7 +87,6 @@ def test_shipping_compares_with_the_weights_in_ship_to_even_off_the_model_path(s
 
 
 def _codec_tensors(manifest: Path, modality: str) -> dict:
-    from mmcodec.models.registry import read_manifest
     state = read_manifest(manifest).load().state_dict()
     return {k: v for k, v in state.items() if k.startswith(f"codecs.{modality}.")}
 
@@ -92,8 +94,6 @@ def _codec_tensors(manifest: Path, modality: str) -> dict:
 def test_only_the_modalities_that_pass_are_shipped(synthetic_pair_dir, tmp_path, monkeypatch):
     """Separate coding: infrared passes the rule, visible does not, so ship_to ends up with the
     shipped visible codec and the candidate's infrared codec (and the ledger says so)."""
-    import torch
-    import mmcodec.train.campaign as campaign
     monkeypatch.setattr(campaign, "bd_rates", lambda new, old, mods: {"rgb": 5.0, "ir": -3.0})
     shipped = ship(tmp_path, steps=5)
     before = {m: _codec_tensors(shipped, m) for m in ("rgb", "ir")}
@@ -107,7 +107,6 @@ def test_only_the_modalities_that_pass_are_shipped(synthetic_pair_dir, tmp_path,
     new_ir = _codec_tensors(candidate, "ir")
     assert all(torch.equal(new_ir[k], v) for k, v in after["ir"].items())
     assert any(not torch.equal(before["ir"][k], v) for k, v in after["ir"].items())
-    from mmcodec.models.registry import read_manifest
     assert read_manifest(shipped).budget["codec_budgets"] == {"rgb": "base_budget", "ir": "budget"}
     assert '"shipped_modalities": ["ir"]' in (tmp_path / "ledger.jsonl").read_text()
 
@@ -116,6 +115,5 @@ def test_a_run_with_a_ledger_and_no_splits_still_leaves_a_row(synthetic_pair_dir
     ship(tmp_path, steps=5)
     cfg = config(tmp_path, synthetic_pair_dir, ledger=str(tmp_path / "ledger.jsonl"))
     train(cfg, resume=True, progress=False)
-    import json
     rows = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["steps"] == 7

@@ -39,8 +39,10 @@ def compose(base: InstalledModel, donor: InstalledModel, take: Sequence[str], ou
     budget trained each codec and the base's budget under `base_budget`."""
     if base.arch != "separate" or (base.arch, base.kwargs, base.lambdas) != (donor.arch, donor.kwargs, donor.lambdas):
         raise BadInputError("both models must be separate coding with the same kwargs and lambdas")
+    if not take:
+        raise BadInputError("name at least one modality to take from the donor")
     unknown = set(take) - set(base.modalities)
-    if unknown or not take:
+    if unknown:
         raise BadInputError(f"unknown modalities {sorted(unknown)}; the model has {base.modalities}")
     model, donor_model = base.load(), donor.load()
     state = model.state_dict()
