@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import mmcodec
@@ -17,16 +18,19 @@ from conftest import TINY, TINY_LAMBDAS, smooth_image
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compose_modalities.py"
 
 
-def _install(directory: Path, seed: int) -> Path:
+def _install(directory: Path, seed: int, pair: tuple[str, str] = ("rgb", "ir")) -> Path:
     torch.manual_seed(seed)
-    kwargs = {"modalities": ["rgb", "ir"], **TINY}
-    return install_model(directory, "ir-vi/tiny", "separate", kwargs, ["rgb", "ir"], TINY_LAMBDAS,
+    kwargs = {"modalities": list(pair), **TINY}
+    name = "ir-vi/tiny" if pair[1] == "ir" else "rgb-d/tiny"
+    return install_model(directory, name, "separate", kwargs, list(pair), TINY_LAMBDAS,
                          SeparateCoding(**kwargs), budget={"steps": 10 * seed})
 
 
 def _streams(manifest: Path) -> dict[str, bytes]:
     codec = mmcodec.codec.Codec(read_manifest(manifest))
-    blob = codec.compress(smooth_image(64, 96, 3, seed=1), smooth_image(64, 96, 1, seed=2))
+    second = codec.modalities[1]
+    other = smooth_image(64, 96, 1, seed=2, dtype=np.uint8 if second == "ir" else np.uint16)
+    blob = codec.compress(**{"rgb": smooth_image(64, 96, 3, seed=1), second: other})
     return {name: b"".join(parts) for name, parts in unpack(blob).streams.items()}
 
 
@@ -48,5 +52,23 @@ def test_unknown_modality_is_refused(tmp_path):
     base = _install(tmp_path / "a", 1)
     run = subprocess.run([sys.executable, str(SCRIPT), str(base), str(base), "--take", "depth", "--out", str(tmp_path / "o")],
                          capture_output=True, text=True)
-    assert run.returncode != 0 and "unknown modalities" in run.stderr
+    assert run.returncode != 0 and "not in both models" in run.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_codec_moves_to_a_model_of_another_pair(tmp_path):
+    """The visible codec of an ir-vi model into an rgb-d model (how rgb-d/hyperprior got the
+    ir-vi/separate visible codec): the RGB stream is the donor's, the depth stream the base's."""
+    base, donor = _install(tmp_path / "d", 3, ("rgb", "depth")), _install(tmp_path / "v", 4)
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, str(SCRIPT), str(base), str(donor), "--take", "rgb", "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    composed = _streams(out / "rgb-d__tiny.json")
+    assert composed["rgb"] == _streams(donor)["rgb"] != _streams(base)["rgb"]
+    assert composed["depth"] == _streams(base)["depth"]
+    assert read_manifest(out / "rgb-d__tiny.json").modalities == ["rgb", "depth"]
+    refused = subprocess.run([sys.executable, str(SCRIPT), str(base), str(donor), "--take", "depth", "--out",
+                              str(tmp_path / "o")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "not in both models" in refused.stderr
     assert not (tmp_path / "o").exists()

@@ -37,13 +37,18 @@ def compose(base: InstalledModel, donor: InstalledModel, take: Sequence[str], ou
     """Install into `out_dir` the model `base` with the codecs of `take` from `donor`; return
     the manifest path. The manifest's budget is the donor's, with `codec_budgets` naming which
     budget trained each codec and the base's budget under `base_budget`."""
-    if base.arch != "separate" or (base.arch, base.kwargs, base.lambdas) != (donor.arch, donor.kwargs, donor.lambdas):
-        raise BadInputError("both models must be separate coding with the same kwargs and lambdas")
+    def codec_config(m: InstalledModel) -> tuple:
+        # Everything but the modality list shapes each codec: a donor may pair its codec with
+        # another modality (the visible codec of ir-vi/separate into rgb-d/hyperprior).
+        return (m.arch, {k: v for k, v in m.kwargs.items() if k != "modalities"}, list(m.lambdas))
+    if base.arch != "separate" or codec_config(base) != codec_config(donor):
+        raise BadInputError("both models must be separate coding with the same codec settings and lambdas")
     if not take:
         raise BadInputError("name at least one modality to take from the donor")
-    unknown = set(take) - set(base.modalities)
+    unknown = set(take) - (set(base.modalities) & set(donor.modalities))
     if unknown:
-        raise BadInputError(f"unknown modalities {sorted(unknown)}; the model has {base.modalities}")
+        raise BadInputError(f"modalities {sorted(unknown)} are not in both models "
+                            f"({base.modalities}, {donor.modalities})")
     model, donor_model = base.load(), donor.load()
     state = model.state_dict()
     prefixes = tuple(f"codecs.{m}." for m in take)
