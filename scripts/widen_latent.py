@@ -1,0 +1,48 @@
+"""Install a copy of a separate-coding model whose codec for one modality has more latent
+channels (`mmcodec.train.widen`): it decodes every image as the original does, and training
+continues from it (`mmcodec train --resume ... ship_to=<out>` with the printed kwargs).
+
+    .venv/bin/python scripts/widen_latent.py ir-vi/separate --modality rgb --M 160 --out runs/wide-start
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mmcodec.errors import BadInputError
+from mmcodec.models.registry import find_model, install_model, read_manifest
+from mmcodec.train.widen import widen_latent
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="installed model name or manifest path")
+    p.add_argument("--modality", required=True)
+    p.add_argument("--M", type=int, required=True, help="latent channels of the widened codec")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    base = read_manifest(Path(args.model)) if args.model.endswith(".json") else find_model(args.model)
+    if base.arch != "separate" or base.kwargs.get("context", "hyperprior") != "hyperprior":
+        raise BadInputError("only separate coding with the hyperprior context can be widened")
+    if args.modality not in base.modalities:
+        raise BadInputError(f"unknown modality {args.modality!r}; the model has {base.modalities}")
+    model = base.load()
+    try:
+        wide = widen_latent(model, args.modality, args.M)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from None
+    widths = {m: [wide.codecs[m].latent_codec.entropy_bottleneck.channels, wide.codecs[m].gains.gain.shape[1]]
+              for m in wide.modalities}
+    kwargs = {**base.kwargs, "widths": widths}
+    budget = {**base.budget, "widened": {"modality": args.modality, "M": args.M, "from": base.weights_path.name}}
+    manifest = install_model(args.out, base.name, base.arch, kwargs, base.modalities, base.lambdas, wide,
+                             default=base.default, description=base.description, budget=budget)
+    print(f"installed {manifest}; train with kwargs={json.dumps(kwargs)}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BadInputError as exc:
+        raise SystemExit(f"widen_latent: {exc}") from None
