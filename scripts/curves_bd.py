@@ -1,0 +1,45 @@
+"""BD-rate between two models' stored per-pair curves (the `--json` output of scripts/compare_arms.py),
+on the mean curves over the stems both files hold for each split: compares models measured in
+different comparisons without coding again.
+
+    python scripts/curves_bd.py benchmarks/rgbdd-test/fusion-arms.json runs/rgb-d-fusion/model/rgb-d__fusion.json \\
+        benchmarks/rgbdd-test/fusion-depth-arms.json runs/rgb-d-fusion-depth/model/rgb-d__fusion.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from mmcodec.bench.bdrate import bd
+
+
+def mean_curve(per_stem: dict, stems: list[str], curve: str) -> tuple[list[float], list[float]]:
+    points = np.array([per_stem[s][curve] for s in stems])       # stems x qualities x (bpp, PSNR)
+    mean = points.mean(0)
+    return mean[:, 0].tolist(), mean[:, 1].tolist()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("anchor_json")
+    p.add_argument("anchor_key", help="model key in the anchor file's curves ('control' for its control)")
+    p.add_argument("test_json")
+    p.add_argument("test_key")
+    args = p.parse_args()
+    anchor, test = json.load(open(args.anchor_json)), json.load(open(args.test_json))
+    for split, entry in anchor["splits"].items():
+        if split not in test["splits"]:
+            continue
+        a, t = entry["curves"][args.anchor_key], test["splits"][split]["curves"][args.test_key]
+        stems = sorted(set(a) & set(t))
+        out = {}
+        for curve in next(iter(a.values())):
+            r = bd(*mean_curve(a, stems, curve), *mean_curve(t, stems, curve))
+            out[curve] = None if r.bd_rate is None else round(r.bd_rate, 2)
+        print(f"{split:14s} {len(stems):3d} pairs  {out}")
+
+
+if __name__ == "__main__":
+    main()
