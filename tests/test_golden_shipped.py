@@ -21,6 +21,10 @@ The rgb-d/fusion rows were recorded when it first shipped (2026-12-03, seventh s
 rgb-d/hyperprior rows re-recorded the same day for its 10,000-step weights.
 The ir-vi/ccem rows were re-recorded on 2026-12-03, when its analysis transforms were retrained with
 its decoder frozen; files of the previous weights still decode (manifest "decodes_weights").
+In the eighth session (2026-12-03) the ir-vi/separate rows were re-recorded for the 38,500-step
+weights, the ir-vi/lu2022 rows for its rebuild on them, and the rgb-d/hyperprior rows three times:
+its RGB codec replaced by the ir-vi visible codec (30,000, then 37,000 steps) and its depth codec
+trained 1,500 steps more (in each case the other modality's decoded means did not move).
 """
 from __future__ import annotations
 
