@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
-
-from mmcodec.bench.bdrate import bd
-
-
-def mean_curve(per_stem: dict, stems: list[str], curve: str) -> tuple[list[float], list[float]]:
-    points = np.array([per_stem[s][curve] for s in stems])       # stems x qualities x (bpp, PSNR)
-    mean = points.mean(0)
-    return mean[:, 0].tolist(), mean[:, 1].tolist()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare_arms import bd_of_means  # noqa: E402  (the same mean-curve BD-rate as the comparison)
 
 
 def main() -> None:
@@ -36,8 +31,8 @@ def main() -> None:
         stems = sorted(set(a) & set(t))
         out = {}
         for curve in next(iter(a.values())):
-            r = bd(*mean_curve(a, stems, curve), *mean_curve(t, stems, curve))
-            out[curve] = None if r.bd_rate is None else round(r.bd_rate, 2)
+            r = bd_of_means(t, a, stems, curve)
+            out[curve] = None if r is None else round(r, 2)
         print(f"{split:14s} {len(stems):3d} pairs  {out}")
 
 

@@ -26,6 +26,10 @@ def _install(directory: Path, seed: int, pair: tuple[str, str] = ("rgb", "ir")) 
                          SeparateCoding(**kwargs), budget={"steps": 10 * seed})
 
 
+def _compose(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+
+
 def _streams(manifest: Path) -> dict[str, bytes]:
     codec = mmcodec.codec.Codec(read_manifest(manifest))
     second = codec.modalities[1]
@@ -37,8 +41,7 @@ def _streams(manifest: Path) -> dict[str, bytes]:
 def test_each_modality_codes_as_its_source(tmp_path):
     base, donor = _install(tmp_path / "a", 1), _install(tmp_path / "b", 2)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(SCRIPT), str(base), str(donor), "--take", "ir", "--out", str(out)],
-                         capture_output=True, text=True)
+    run = _compose(base, donor, "--take", "ir", "--out", out)
     assert run.returncode == 0, run.stderr
     composed = _streams(out / "ir-vi__tiny.json")
     assert composed["rgb"] == _streams(base)["rgb"] != _streams(donor)["rgb"]
@@ -50,8 +53,7 @@ def test_each_modality_codes_as_its_source(tmp_path):
 
 def test_unknown_modality_is_refused(tmp_path):
     base = _install(tmp_path / "a", 1)
-    run = subprocess.run([sys.executable, str(SCRIPT), str(base), str(base), "--take", "depth", "--out", str(tmp_path / "o")],
-                         capture_output=True, text=True)
+    run = _compose(base, base, "--take", "depth", "--out", tmp_path / "o")
     assert run.returncode != 0 and "not in both models" in run.stderr
     assert not (tmp_path / "o").exists()
 
@@ -61,14 +63,12 @@ def test_a_codec_moves_to_a_model_of_another_pair(tmp_path):
     ir-vi/separate visible codec): the RGB stream is the donor's, the depth stream the base's."""
     base, donor = _install(tmp_path / "d", 3, ("rgb", "depth")), _install(tmp_path / "v", 4)
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(SCRIPT), str(base), str(donor), "--take", "rgb", "--out", str(out)],
-                         capture_output=True, text=True)
+    run = _compose(base, donor, "--take", "rgb", "--out", out)
     assert run.returncode == 0, run.stderr
     composed = _streams(out / "rgb-d__tiny.json")
     assert composed["rgb"] == _streams(donor)["rgb"] != _streams(base)["rgb"]
     assert composed["depth"] == _streams(base)["depth"]
     assert read_manifest(out / "rgb-d__tiny.json").modalities == ["rgb", "depth"]
-    refused = subprocess.run([sys.executable, str(SCRIPT), str(base), str(donor), "--take", "depth", "--out",
-                              str(tmp_path / "o")], capture_output=True, text=True)
+    refused = _compose(base, donor, "--take", "depth", "--out", tmp_path / "o")
     assert refused.returncode != 0 and "not in both models" in refused.stderr
     assert not (tmp_path / "o").exists()
