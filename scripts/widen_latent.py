@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mmcodec.errors import BadInputError
 from mmcodec.models.registry import find_model, install_model, read_manifest
-from mmcodec.train.widen import widen_latent
+from mmcodec.train.widen import codec_widths, widen_latent
 
 
 def main() -> None:
@@ -32,9 +32,7 @@ def main() -> None:
         wide = widen_latent(model, args.modality, args.M)
     except ValueError as exc:
         raise BadInputError(str(exc)) from None
-    widths = {m: [wide.codecs[m].latent_codec.entropy_bottleneck.channels, wide.codecs[m].gains.gain.shape[1]]
-              for m in wide.modalities}
-    kwargs = {**base.kwargs, "widths": widths}
+    kwargs = {**base.kwargs, "widths": codec_widths(wide)}
     budget = {**base.budget, "widened": {"modality": args.modality, "M": args.M, "from": base.weights_path.name}}
     manifest = install_model(args.out, base.name, base.arch, kwargs, base.modalities, base.lambdas, wide,
                              default=base.default, description=base.description, budget=budget)

@@ -33,6 +33,12 @@ def _small(shape: torch.Size, std: float, gen: torch.Generator, dtype: torch.dty
     return (torch.randn(shape, generator=gen) * std).to(dtype)
 
 
+def codec_widths(model: SeparateCoding) -> dict[str, list[int]]:
+    """[N, M] of each modality's codec: the `widths` keyword that rebuilds `model`."""
+    return {m: [model.codecs[m].latent_codec.entropy_bottleneck.channels, model.codecs[m].gains.gain.shape[1]]
+            for m in model.modalities}
+
+
 def widen_latent(model: SeparateCoding, modality: str, new_M: int, synthesis_std: float = 1e-3,
                  seed: int = 0) -> SeparateCoding:
     """A copy of `model` whose `modality` codec has `new_M` latent channels (hyperprior context
@@ -41,10 +47,8 @@ def widen_latent(model: SeparateCoding, modality: str, new_M: int, synthesis_std
     M = old_codec.gains.gain.shape[1]
     if new_M <= M:
         raise ValueError(f"new_M must exceed the current {M} channels")
-    N = old_codec.latent_codec.entropy_bottleneck.channels
-    widths = {m: [model.codecs[m].latent_codec.entropy_bottleneck.channels, model.codecs[m].gains.gain.shape[1]]
-              for m in model.modalities}
-    widths[modality] = [N, new_M]
+    widths = codec_widths(model)
+    widths[modality] = [widths[modality][0], new_M]
     wide = SeparateCoding(model.modalities, num_rates=model.num_rates, widths=widths)
     old_state = model.state_dict()
     state = wide.state_dict()
