@@ -28,10 +28,13 @@ class SeparateCoding(PairModel):
         self.modalities = tuple(modalities)
         self.channels = {m: CHANNELS[m] for m in self.modalities}
         self.num_rates = num_rates
-        widths = widths or {}
-        self.codecs = nn.ModuleDict({
-            m: SingleModalityCodec(self.channels[m], *widths.get(m, (N, M)), num_rates=num_rates, context=context)
-            for m in self.modalities})
+        widths = widths or {}   # per modality [N, M] or [N, M, transform N] (mmcodec.train.widen)
+
+        def codec(m: str) -> SingleModalityCodec:
+            N_m, M_m, *transform_N = widths.get(m, (N, M))
+            return SingleModalityCodec(self.channels[m], N_m, M_m, num_rates=num_rates, context=context,
+                                       transform_N=transform_N[0] if transform_N else None)
+        self.codecs = nn.ModuleDict({m: codec(m) for m in self.modalities})
 
     def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
         outs = {m: self.codecs[m](x[m], rate) for m in self.modalities}

@@ -36,11 +36,14 @@ class SingleModalityCodec(ModalityPipeline, nn.Module):
     records the synthesis stage outputs the other modality attends to."""
 
     def __init__(self, in_ch: int = 3, N: int = 64, M: int = 96, num_rates: int = 5,
-                 context: str = "hyperprior") -> None:
+                 context: str = "hyperprior", transform_N: int | None = None) -> None:
+        """N: hyperprior width (z channels) and, unless `transform_N` is given, the width of
+        the analysis and synthesis transforms too; M: latent channels."""
         super().__init__()
         self.in_ch, self.M, self.context = in_ch, M, context
-        self.g_a = analysis_transform(in_ch, N, M)
-        self.g_s = synthesis_transform(M, N, in_ch)
+        T = transform_N or N
+        self.g_a = analysis_transform(in_ch, T, M)
+        self.g_s = synthesis_transform(M, T, in_ch)
         self.gains = GainUnits(num_rates, M)
         self.latent_codec = build_latent_codec(context, M, N)
 

@@ -14,10 +14,21 @@ keeps every trained weight and adds latent channels that start switched off:
 
 So the widened model decodes every image exactly as the trained one did (the streams differ only
 by the near-free zeros of the new channels) and training can start where the old model stopped.
+
+`widen_transforms` does the same for the hidden width of the analysis and synthesis transforms
+(N of the Ballé stacks; the hyperprior keeps its N). New hidden units start alive and unheard:
+their input weights are random at the layer's own scale, every weight *out of* them is zero, and
+their GDN terms never enter an old unit's normalisation. The old units compute what they did, so
+the images do not change (up to the order of float additions: on the shipped visible codec, 64 -> 96
+channels, the streams of a 640x480 MSRS pair stay identical and 1 pixel in 10^6 moves by one code
+value), and the zero weights out of the new units get a gradient at once (their activations are not
+zero), unlike a latent channel, which must first pass rounding.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
+from compressai.layers import GDN
 
 from mmcodec.models.separate import SeparateCoding
 
@@ -34,9 +45,14 @@ def _small(shape: torch.Size, std: float, gen: torch.Generator, dtype: torch.dty
 
 
 def codec_widths(model: SeparateCoding) -> dict[str, list[int]]:
-    """[N, M] of each modality's codec: the `widths` keyword that rebuilds `model`."""
-    return {m: [model.codecs[m].latent_codec.entropy_bottleneck.channels, model.codecs[m].gains.gain.shape[1]]
-            for m in model.modalities}
+    """[N, M] of each modality's codec, [N, M, transform N] where the transforms are wider than
+    the hyperprior: the `widths` keyword that rebuilds `model`."""
+    widths = {}
+    for m in model.modalities:
+        codec = model.codecs[m]
+        N, T = codec.latent_codec.entropy_bottleneck.channels, codec.g_a[0].out_channels
+        widths[m] = [N, codec.gains.gain.shape[1]] + ([T] if T != N else [])
+    return widths
 
 
 def widen_latent(model: SeparateCoding, modality: str, new_M: int, synthesis_std: float = 1e-3,
@@ -48,7 +64,7 @@ def widen_latent(model: SeparateCoding, modality: str, new_M: int, synthesis_std
     if new_M <= M:
         raise ValueError(f"new_M must exceed the current {M} channels")
     widths = codec_widths(model)
-    widths[modality] = [widths[modality][0], new_M]
+    widths[modality][1] = new_M
     wide = SeparateCoding(model.modalities, num_rates=model.num_rates, widths=widths)
     old_state = model.state_dict()
     state = wide.state_dict()
@@ -83,6 +99,52 @@ def widen_latent(model: SeparateCoding, modality: str, new_M: int, synthesis_std
                 grown[M:new_M] = old_codec.latent_codec.gaussian_conditional.lower_bound_scale.bound.to(old.dtype)
         else:                                 # every other grown dimension starts at zero
             grown = _grown(old, target.shape)
+        state[key] = grown
+    wide.load_state_dict(state)
+    wide.update(force=True)
+    return wide
+
+
+def widen_transforms(model: SeparateCoding, modality: str, new_N: int, seed: int = 0) -> SeparateCoding:
+    """A copy of `model` whose `modality` codec has analysis and synthesis transforms `new_N`
+    channels wide, decoding every latent of the old model to the same image."""
+    old_codec = model.codecs[modality]
+    N = old_codec.g_a[0].out_channels
+    if new_N <= N:
+        raise ValueError(f"new_N must exceed the current {N} transform channels")
+    widths = codec_widths(model)
+    widths[modality] = widths[modality][:2] + [new_N]
+    wide = SeparateCoding(model.modalities, num_rates=model.num_rates, widths=widths)
+    old_state = model.state_dict()
+    state = wide.state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    for key, target in state.items():
+        old = old_state[key]
+        if target.numel() == 0 or old.shape == target.shape:
+            if target.numel():
+                state[key] = old.clone()
+            continue
+        module_name, param = key.rsplit(".", 1)
+        module = wide.get_submodule(module_name)
+        grown = _grown(old, target.shape)
+        if isinstance(module, GDN):
+            reparam = module.beta_reparam if param == "beta" else module.gamma_reparam
+            fresh = torch.ones(new_N) if param == "beta" else 0.1 * torch.eye(new_N)   # GDN's own start
+            start = reparam.init(fresh).to(old.dtype)
+            if param == "beta":
+                grown[N:] = start[N:]
+            else:                     # no term between an old and a new unit, either way
+                grown = torch.full_like(grown, float(reparam.init(torch.zeros(1))))
+                grown[:N, :N] = old
+                grown[N:, N:] = start[N:, N:]
+        elif param == "weight" and isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            out_dim = 1 if isinstance(module, nn.ConvTranspose2d) else 0
+            if target.shape[out_dim] > old.shape[out_dim]:   # new units: inputs at the layer's scale
+                index = [slice(None)] * target.dim()
+                index[out_dim] = slice(old.shape[out_dim], None)
+                grown[tuple(index)] = _small(grown[tuple(index)].shape, float(old.float().std()), gen, old.dtype)
+            # weights from new inputs to old units stay zero (the leading block is the old weight)
+        # biases of new units start at zero
         state[key] = grown
     wide.load_state_dict(state)
     wide.update(force=True)
