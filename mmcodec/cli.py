@@ -158,7 +158,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def cmd_compress_video(args: argparse.Namespace) -> int:
     from mmcodec.files import atomic_write
     from mmcodec.video.codec import VideoCodec
-    from mmcodec.video.frames import read_pair_sequences
+    from mmcodec.data.frames import read_pair_sequences
     from mmcodec.errors import BadInputError
     out = Path(args.output)
     if out.is_dir():
@@ -183,7 +183,7 @@ def cmd_decompress_video(args: argparse.Namespace) -> int:
     from mmcodec.bitstream.video_container import unpack_video
     from mmcodec.errors import BadInputError, ReconstructionMismatchWarning
     from mmcodec.video.codec import codec_for_video
-    from mmcodec.video.frames import write_frames
+    from mmcodec.data.frames import write_frames
     if args.only == "depth":
         raise BadInputError("--only depth: a video stream holds ir and rgb")
     src = Path(args.file)

@@ -93,3 +93,27 @@ def test_ship_rule_per_modality():
     assert ship_modalities({"rgb": -2.0, "ir": None}, {"rgb": -5.0, "ir": -1.0}, 1.0) == ["rgb"]
     assert ship_modalities({"rgb": -2.0, "ir": -2.0}, {"rgb": None, "ir": 0.2}, 1.0) == []
     assert not ship_decision({}, None, 1.0)
+
+
+def test_a_folder_of_videos_gives_every_eighth_frame(synthetic_pair_dir, tmp_path):
+    """Video clips (the video training split) can feed the image codecs: every
+    VIDEO_FRAME_STRIDE-th frame of each video in the folder, exactly as decoded."""
+    import subprocess
+
+    import imageio_ffmpeg
+    from mmcodec.data.crops import VIDEO_FRAME_STRIDE, load_single_images
+    frames_dir, videos = tmp_path / "frames", tmp_path / "videos"
+    frames_dir.mkdir(), videos.mkdir()
+    levels = [10 * t for t in range(2 * VIDEO_FRAME_STRIDE + 1)]   # frame t is a flat grey of 10 t
+    for t, v in enumerate(levels):
+        Image.fromarray(np.full((48, 64), v, np.uint8)).save(frames_dir / f"{t:04d}.png")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-framerate", "10", "-i",
+                    str(frames_dir / "%04d.png"), "-c:v", "ffv1", "-pix_fmt", "gray", str(videos / "clip.mkv")],
+                   check=True)
+    loaded = load_single_images("ir", str(videos))
+    assert [round(float(f.mean()) * 255) for f in loaded] == levels[::VIDEO_FRAME_STRIDE]
+    crops = PairCrops(find_pairs(synthetic_pair_dir), ("rgb", "ir"), seed=0, progress=False,
+                      single_images={"ir": {str(videos): 0.5}})
+    assert crops.single_sources("ir") == [(str(videos), 0.5, 3)]
+    with pytest.raises(BadInputError, match="16-bit"):
+        load_single_images("depth", str(videos))

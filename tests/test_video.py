@@ -155,7 +155,7 @@ def test_damaged_and_truncated_files_name_the_first_bad_frame(coded):
 
 def test_frame_sources_folder_and_video_file(tmp_path):
     import imageio_ffmpeg
-    from mmcodec.video.frames import read_pair_sequences, read_sequence
+    from mmcodec.data.frames import read_pair_sequences, read_sequence
     seqs = moving_sequence(frames=3)
     for sub, m in (("vi", "rgb"), ("ir", "ir")):
         (tmp_path / sub).mkdir()

@@ -30,7 +30,7 @@ import numpy as np
 
 from mmcodec.bench.bdrate import bd
 from mmcodec.data.pairs import data_root
-from mmcodec.video.frames import read_pair_sequences
+from mmcodec.data.frames import read_pair_sequences
 
 VIDEO_CODECS = "x265,vvc,intra,ir-vi-video/separate,ir-vi-video/lu2022"
 QPS = [22, 27, 32, 37]

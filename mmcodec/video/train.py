@@ -32,7 +32,7 @@ import torch
 from mmcodec.errors import BadInputError
 from mmcodec.files import atomic_output, atomic_write
 from mmcodec.video.fvc import CrossContext, VideoPairModel
-from mmcodec.video.frames import VIDEO_SUFFIXES, read_sequence
+from mmcodec.data.frames import VIDEO_SUFFIXES, read_sequence
 
 DEFAULTS: dict[str, Any] = {
     "kind": "video", "arch": "separate", "kwargs": {}, "iframe_model": "ir-vi/separate",

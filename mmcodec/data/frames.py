@@ -1,5 +1,7 @@
 """Frame sequences in and out: a folder of frames (sorted by name) or a video file
 (MP4/MKV/AVI/...), decoded by the ffmpeg binary that imageio-ffmpeg bundles, through a pipe.
+Plain I/O, so it sits in the data layer: the video codec, the video bench and the image
+trainer's single-image sources (frames of video clips) all read through it.
 
 Frames are uint8 arrays: visible (H, W, 3), infrared (H, W). Every failure is a one-line
 BadInputError (exit 2 in the CLI).
@@ -65,19 +67,21 @@ def _video_frames(path: Path, modality: str, limit: int | None) -> Iterator[np.n
         raise BadInputError(f"video {path} has no frames")
 
 
-def read_sequence(source: str | os.PathLike, modality: str, limit: int | None = None) -> list[np.ndarray]:
-    """All frames (the first `limit`) of a folder of frames or a video file, as uint8 arrays of
-    one size."""
+def read_sequence(source: str | os.PathLike, modality: str, limit: int | None = None,
+                  every: int = 1) -> list[np.ndarray]:
+    """All frames (the first `limit`; of those every `every`-th, from the first) of a folder of
+    frames or a video file, as uint8 arrays of one size."""
     path = Path(source)
     if path.is_dir():
         files = frame_files(path)
         if not files:
             raise BadInputError(f"no frames ({'/'.join(FRAME_SUFFIXES)}) in {path}")
-        frames = [_as_modality(read_image(f), modality, str(f)) for f in files[:limit]]
+        frames = [_as_modality(read_image(f), modality, str(f)) for f in files[:limit][::every]]
     elif path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise BadInputError(f"not a video file or a folder of frames: {path}")
-        frames = [_as_modality(f, modality, str(path)) for f in _video_frames(path, modality, limit)]
+        frames = [_as_modality(f, modality, str(path))
+                  for i, f in enumerate(_video_frames(path, modality, limit)) if i % every == 0]
     else:
         raise BadInputError(f"not found: {path}")
     shapes = {f.shape[:2] for f in frames}
