@@ -1,4 +1,4 @@
-"""Widen a trained codec's latent (M channels -> more) without changing what it decodes.
+"""Widen a trained codec (more latent channels, or wider transforms) without changing what it decodes.
 
 The transforms of N = 64 / M = 96 channels cap the PSNR at high rates (BENCHMARKS, "The new rows
 trained"); training a wider model from scratch costs the whole campaign again. Widening instead
