@@ -25,6 +25,9 @@ In the eighth session (2026-12-03) the ir-vi/separate rows were re-recorded for 
 weights, the ir-vi/lu2022 rows for its rebuild on them, and the rgb-d/hyperprior rows three times:
 its RGB codec replaced by the ir-vi visible codec (30,000, then 37,000 steps) and its depth codec
 trained 1,500 steps more (in each case the other modality's decoded means did not move).
+In the ninth session (2026-12-04) the ir-vi/separate rows were re-recorded for its +10,000-step codecs
+and the rgb-d/hyperprior rows for the new visible codec as its RGB codec, with
+`python tests/test_golden_shipped.py ir-vi/separate rgb-d/hyperprior`.
 """
 from __future__ import annotations
 
@@ -69,22 +72,22 @@ GOLDEN = {
     ("ir-vi/lu2022", "synthetic", 2): ("5cde4eb39b858b3a", "bf090bef0f3e59ee", {'rgb': 133.003, 'ir': 131.946}),
     ("ir-vi/lu2022", "synthetic", 3): ("45d228e7f7157140", "9b46c5b68dfde004", {'rgb': 133.117, 'ir': 131.411}),
     ("ir-vi/lu2022", "synthetic", 4): ("4ab123b9462d51e1", "a8e42dd95b7edb4e", {'rgb': 133.205, 'ir': 131.583}),
-    ("ir-vi/separate", "real", 1): ("3cf84ab7a77c798f", "99794c6a2773762a", {'rgb': 162.405, 'ir': 130.19}),
-    ("ir-vi/separate", "real", 2): ("6207f013edae84b4", "f9f844697fa774b4", {'rgb': 162.264, 'ir': 129.484}),
-    ("ir-vi/separate", "real", 3): ("299aa774e7efe999", "47cabf6e884dd5c4", {'rgb': 161.882, 'ir': 129.635}),
-    ("ir-vi/separate", "real", 4): ("b5a00618a2bcd932", "3746e6fde4b5d109", {'rgb': 161.987, 'ir': 129.787}),
-    ("ir-vi/separate", "synthetic", 1): ("a22aae2f4aeb3230", "006b9c9677159ba0", {'rgb': 133.076, 'ir': 131.432}),
-    ("ir-vi/separate", "synthetic", 2): ("c11e241bab916da9", "889d775e50c21bd0", {'rgb': 133.003, 'ir': 131.109}),
-    ("ir-vi/separate", "synthetic", 3): ("3f04c0b146e22654", "b39037fe617055c7", {'rgb': 133.117, 'ir': 131.433}),
-    ("ir-vi/separate", "synthetic", 4): ("ec06743922027a41", "267b93bc56faffa3", {'rgb': 133.205, 'ir': 131.443}),
-    ("rgb-d/hyperprior", "real", 1): ("8f5cb9c1b77d37f6", "ea7806a41f27ac86", {'rgb': 230.641, 'depth': 2108.564}),
-    ("rgb-d/hyperprior", "real", 2): ("2ed6c11d84d85d9d", "8bae978b98322614", {'rgb': 230.516, 'depth': 2109.564}),
-    ("rgb-d/hyperprior", "real", 3): ("97e545dc552a5489", "68e7664a45ba1f85", {'rgb': 230.64, 'depth': 2107.731}),
-    ("rgb-d/hyperprior", "real", 4): ("26fcdd8a27db3e8b", "3a6558d037e2c1da", {'rgb': 230.998, 'depth': 2108.454}),
-    ("rgb-d/hyperprior", "synthetic", 1): ("e9a9768d810f4e78", "1b8621d0b3ee6179", {'rgb': 133.076, 'depth': 33843.053}),
-    ("rgb-d/hyperprior", "synthetic", 2): ("4d3ae4e193041ccc", "074dfa66564874a1", {'rgb': 133.003, 'depth': 33834.599}),
-    ("rgb-d/hyperprior", "synthetic", 3): ("a842edf0cb617669", "1ac4441bb1b2ca5d", {'rgb': 133.117, 'depth': 33825.571}),
-    ("rgb-d/hyperprior", "synthetic", 4): ("e0d79408c22c25e8", "64f5004722d8d931", {'rgb': 133.205, 'depth': 33851.838}),
+    ("ir-vi/separate", "real", 1): ("be20f170c9ec5538", "f0dd421237112267", {'rgb': 162.783, 'ir': 130.114}),
+    ("ir-vi/separate", "real", 2): ("b6f1b06755ea8299", "026c8aa7cb0ec4ab", {'rgb': 162.327, 'ir': 129.911}),
+    ("ir-vi/separate", "real", 3): ("7237e165fa478038", "578a2e31a50cb6e1", {'rgb': 162.652, 'ir': 130.059}),
+    ("ir-vi/separate", "real", 4): ("0a731fba0eb1d292", "7f29e8785949a201", {'rgb': 162.449, 'ir': 129.842}),
+    ("ir-vi/separate", "synthetic", 1): ("07d2f33f92341954", "84e9a5dd59239ed8", {'rgb': 133.806, 'ir': 131.789}),
+    ("ir-vi/separate", "synthetic", 2): ("828ed393bf7770c8", "3e518128ab9986f7", {'rgb': 133.291, 'ir': 131.852}),
+    ("ir-vi/separate", "synthetic", 3): ("b3e2d37c5f86f9ee", "84da67719b69bf54", {'rgb': 133.163, 'ir': 131.689}),
+    ("ir-vi/separate", "synthetic", 4): ("616436b28365dc9d", "2e3cd6250f46df9b", {'rgb': 133.084, 'ir': 131.852}),
+    ("rgb-d/hyperprior", "real", 1): ("00daf4bc734d1ce3", "41be70b2be9f8b6e", {'rgb': 231.332, 'depth': 2108.564}),
+    ("rgb-d/hyperprior", "real", 2): ("701a181404ea5118", "04620944b32d47a8", {'rgb': 231.166, 'depth': 2109.564}),
+    ("rgb-d/hyperprior", "real", 3): ("d8fad4166037e620", "2ba00e2f734e6cc3", {'rgb': 231.565, 'depth': 2107.731}),
+    ("rgb-d/hyperprior", "real", 4): ("bf98fcfd3381fb02", "a89a4f967dbdeb08", {'rgb': 231.546, 'depth': 2108.454}),
+    ("rgb-d/hyperprior", "synthetic", 1): ("50e4301e7ef8e970", "6445a4375939a5f7", {'rgb': 133.806, 'depth': 33843.053}),
+    ("rgb-d/hyperprior", "synthetic", 2): ("ecb6379cb4648a44", "d9afa5ecb2bc2e6d", {'rgb': 133.291, 'depth': 33834.599}),
+    ("rgb-d/hyperprior", "synthetic", 3): ("c2285573d3679058", "a9bbc428872b8f5e", {'rgb': 133.163, 'depth': 33825.571}),
+    ("rgb-d/hyperprior", "synthetic", 4): ("80bb05ec3013825b", "e2e717a6566c8a7d", {'rgb': 133.084, 'depth': 33851.838}),
 }
 
 
@@ -114,22 +117,22 @@ LATENT_CRC_GOLDEN = {
     ("ir-vi/lu2022", "synthetic", 2): ("c4b371f35cb78716", "b63c41f28a03c7ee"),
     ("ir-vi/lu2022", "synthetic", 3): ("6670b143eb3fb1b3", "cc478e98d52936bc"),
     ("ir-vi/lu2022", "synthetic", 4): ("5497109e3c18c82e", "84091e3561d7fff9"),
-    ("ir-vi/separate", "real", 1): ("4d6ba35cce7ea178", "75ab276a334cfdf9"),
-    ("ir-vi/separate", "real", 2): ("3d98444240b5f8ab", "b46eb60175842aa8"),
-    ("ir-vi/separate", "real", 3): ("5b37aeaff2f09dbc", "814ba71ae6f03ace"),
-    ("ir-vi/separate", "real", 4): ("8cef020a9c077dc7", "5d785b9c0fbe7975"),
-    ("ir-vi/separate", "synthetic", 1): ("7f0e3b8bf35b6385", "b83257c06fd1140c"),
-    ("ir-vi/separate", "synthetic", 2): ("66328d51ea191fef", "b53c5bde88902c6a"),
-    ("ir-vi/separate", "synthetic", 3): ("1df6682fde1895fa", "4712eef145e2c67e"),
-    ("ir-vi/separate", "synthetic", 4): ("4fb55d984bd485b8", "32d82c7b911ad8f1"),
-    ("rgb-d/hyperprior", "real", 1): ("53f32d354353878b", "4a49f10de0353ea7"),
-    ("rgb-d/hyperprior", "real", 2): ("6b1de829f1d8e490", "de1fab938f03cc8d"),
-    ("rgb-d/hyperprior", "real", 3): ("c75f39b5174bad1d", "bbff9e573a22d674"),
-    ("rgb-d/hyperprior", "real", 4): ("a35a133f906e4268", "68953299c5930d93"),
-    ("rgb-d/hyperprior", "synthetic", 1): ("6a0c14651d773e08", "95de202fa9572008"),
-    ("rgb-d/hyperprior", "synthetic", 2): ("8502f1c2e7dad59a", "7edae36f1f574786"),
-    ("rgb-d/hyperprior", "synthetic", 3): ("cc5aea722fce71d5", "264c6e5e841c2f8e"),
-    ("rgb-d/hyperprior", "synthetic", 4): ("4db4d3d80a62919c", "db73cf317e283742"),
+    ("ir-vi/separate", "real", 1): ("d1f9f5eae06c7a93", "6fc64bdaeca441e8"),
+    ("ir-vi/separate", "real", 2): ("890c28566205bbaf", "b04ecf64ae090fd8"),
+    ("ir-vi/separate", "real", 3): ("190426fd5ea432c8", "984c29bb6fad322a"),
+    ("ir-vi/separate", "real", 4): ("937a76141113bcea", "e41e2ff41ce25c84"),
+    ("ir-vi/separate", "synthetic", 1): ("85c1518f5be9540a", "f13e6b27d9bd90c3"),
+    ("ir-vi/separate", "synthetic", 2): ("c770bebc44904026", "685534e48a16a87a"),
+    ("ir-vi/separate", "synthetic", 3): ("b3407530985aba6f", "775ffcc3e0e2f5a9"),
+    ("ir-vi/separate", "synthetic", 4): ("96e75ecee0835ffa", "cb77dc5db0ddda47"),
+    ("rgb-d/hyperprior", "real", 1): ("19a6f2eea25f542d", "a1188a7c578f992f"),
+    ("rgb-d/hyperprior", "real", 2): ("b3873a77f67179f3", "85d519476af7e005"),
+    ("rgb-d/hyperprior", "real", 3): ("4d789f10a83d5239", "44a1e82b8346cf02"),
+    ("rgb-d/hyperprior", "real", 4): ("a0d9cc10e9891529", "b59f36cc75d4c725"),
+    ("rgb-d/hyperprior", "synthetic", 1): ("05e43e43c3796878", "800de26fbd99afc5"),
+    ("rgb-d/hyperprior", "synthetic", 2): ("ef20f10e533815e6", "ac14ed27262da2da"),
+    ("rgb-d/hyperprior", "synthetic", 3): ("57e11cd78d592c85", "7ee8b41e15610af7"),
+    ("rgb-d/hyperprior", "synthetic", 4): ("ee81823f3b1d9b42", "8b688fef90eb9cab"),
 }
 
 
