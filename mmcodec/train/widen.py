@@ -120,9 +120,10 @@ def widen_transforms(model: SeparateCoding, modality: str, new_N: int, seed: int
     gen = torch.Generator().manual_seed(seed)
     for key, target in state.items():
         old = old_state[key]
-        if target.numel() == 0 or old.shape == target.shape:
-            if target.numel():
-                state[key] = old.clone()
+        if target.numel() == 0:               # entropy-coder tables: rebuilt by update() below
+            continue
+        if old.shape == target.shape:
+            state[key] = old.clone()
             continue
         module_name, param = key.rsplit(".", 1)
         module = wide.get_submodule(module_name)
