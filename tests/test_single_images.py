@@ -117,3 +117,20 @@ def test_a_folder_of_videos_gives_every_eighth_frame(synthetic_pair_dir, tmp_pat
     assert crops.single_sources("ir") == [(str(videos), 0.5, 3)]
     with pytest.raises(BadInputError, match="16-bit"):
         load_single_images("depth", str(videos))
+
+
+def test_a_training_split_gives_one_modality_of_its_pairs(synthetic_pair_dir, monkeypatch):
+    """A named training split as a single-image source: its pairs' images of that modality."""
+    import mmcodec.data.crops as crops
+    recs = find_pairs(synthetic_pair_dir)
+    monkeypatch.setattr(crops, "split_records", lambda name: recs if name == "rgbdd-train" else [])
+    ims = crops.load_single_images("rgb", "rgbdd-train")
+    assert len(ims) == len(recs) and all(im.shape[0] == 3 for im in ims)
+    assert [im.shape[0] for im in crops.load_single_images("ir", "rgbdd-train")] == [1] * len(recs)
+
+
+@pytest.mark.parametrize("split", ["rgbdd-test", "msrs-subset", "roadscene-test", "tno-test", "rgbd-unseen"])
+def test_test_and_validation_splits_never_train(split):
+    from mmcodec.data.crops import load_single_images
+    with pytest.raises(BadInputError, match="test or validation split"):
+        load_single_images("rgb", split)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from mmcodec.data.frames import VIDEO_SUFFIXES, read_sequence
 from mmcodec.data.images import IMAGE_SUFFIXES, load_modality
-from mmcodec.data.pairs import PairRecord, data_root
+from mmcodec.data.pairs import SPLITS, PairRecord, data_root, split_records
 from mmcodec.errors import BadInputError
 from mmcodec.modalities import CHANNELS
 
@@ -203,9 +203,26 @@ def single_image_folder(folder: str) -> Path:
 VIDEO_FRAME_STRIDE = 8
 
 
+# Named splits a single-image source may take its images from. The others hold test or
+# validation pairs: training on one of their modalities would leak into what selects or reports.
+TRAINING_SPLITS = ("ir-vi-train", "rgbdd-train")
+
+
 def load_single_images(modality: str, folder: str, progress: bool = False) -> list[np.ndarray]:
     """Every image of a folder as a modality's normalised float16 array (C, H, W); a folder of
-    videos gives every VIDEO_FRAME_STRIDE-th frame of each video."""
+    videos gives every VIDEO_FRAME_STRIDE-th frame of each video; a named training split
+    (TRAINING_SPLITS) gives its pairs' images of that modality, without their partners (e.g. the
+    RGB images of the RGB-D pairs for the visible codec of an ir-vi model)."""
+    if folder in SPLITS:
+        if folder not in TRAINING_SPLITS:
+            raise BadInputError(f"single_images: {folder} is a test or validation split; "
+                                f"only {', '.join(TRAINING_SPLITS)} may train")
+        records = split_records(folder)
+        missing = [r.stem for r in records if _folder_key(modality, r) not in r.paths]
+        if missing:
+            raise BadInputError(f"single_images: split {folder} has no {modality} images (pair {missing[0]})")
+        return [load_modality(modality, r.paths[_folder_key(modality, r)]).data.astype(np.float16)
+                for r in tqdm(records, desc=f"loading {folder}", disable=not progress, leave=False)]
     root = single_image_folder(folder)
     if not root.is_dir():
         raise BadInputError(f"single_images: not a directory: {root}")
