@@ -47,8 +47,29 @@ def test_each_modality_codes_as_its_source(tmp_path):
     assert composed["rgb"] == _streams(base)["rgb"] != _streams(donor)["rgb"]
     assert composed["ir"] == _streams(donor)["ir"] != _streams(base)["ir"]
     budget = read_manifest(out / "ir-vi__tiny.json").budget
-    assert budget["steps"] == 20 and budget["base_budget"]["steps"] == 10
-    assert budget["codec_budgets"] == {"rgb": "base_budget", "ir": "budget"}
+    assert budget["steps"] == 20 and budget["codec_steps"] == {"rgb": 10, "ir": 20}
+    assert budget["codec_budgets"] == {"rgb": {"steps": 10}}
+
+
+def test_a_composed_model_composed_again_keeps_a_flat_lineage(tmp_path):
+    """Each codec's entry is the budget of the run that trained it, never a composed budget."""
+    a, b, c = (_install(tmp_path / d, s) for d, s in (("a", 1), ("b", 2), ("c", 3)))
+    assert _compose(a, b, "--take", "ir", "--out", tmp_path / "ab").returncode == 0
+    run = _compose(tmp_path / "ab" / "ir-vi__tiny.json", c, "--take", "rgb", "--out", tmp_path / "abc")
+    assert run.returncode == 0, run.stderr
+    budget = read_manifest(tmp_path / "abc" / "ir-vi__tiny.json").budget
+    assert budget["steps"] == 30 and budget["codec_steps"] == {"rgb": 30, "ir": 20}
+    assert budget["codec_budgets"] == {"ir": {"steps": 20}}
+
+
+def test_the_older_nested_lineage_is_read():
+    from mmcodec.train.lineage import codec_budget, codec_steps
+    older = {"steps": 48, "lr": 1, "codec_budgets": {"rgb": "base_budget", "ir": "budget"},
+             "base_budget": {"steps": 40, "lr": 2, "codec_budgets": {"rgb": "base_budget", "ir": "budget"},
+                             "base_budget": {"steps": 37, "lr": 3}}}
+    assert codec_steps(older, "rgb") == 37 and codec_steps(older, "ir") == 48
+    assert codec_budget(older, "rgb") == {"steps": 37, "lr": 3}
+    assert codec_budget(older, "ir") == {"steps": 48, "lr": 1}
 
 
 def test_unknown_modality_is_refused(tmp_path):

@@ -107,8 +107,28 @@ def test_only_the_modalities_that_pass_are_shipped(synthetic_pair_dir, tmp_path,
     new_ir = _codec_tensors(candidate, "ir")
     assert all(torch.equal(new_ir[k], v) for k, v in after["ir"].items())
     assert any(not torch.equal(before["ir"][k], v) for k, v in after["ir"].items())
-    assert read_manifest(shipped).budget["codec_budgets"] == {"rgb": "base_budget", "ir": "budget"}
+    lineage = read_manifest(shipped).budget
+    assert lineage["steps"] == 7 and lineage["codec_steps"] == {"rgb": 5, "ir": 7}
+    assert list(lineage["codec_budgets"]) == ["rgb"] and lineage["codec_budgets"]["rgb"]["steps"] == 5
     assert '"shipped_modalities": ["ir"]' in (tmp_path / "ledger.jsonl").read_text()
+
+    # The next run continues both codecs of the composed model: each adds the run's steps to its
+    # own count, and both are now this run's, so no per-codec budget is left.
+    monkeypatch.setattr(campaign, "bd_rates", lambda new, old, mods: {"rgb": -1.0, "ir": -1.0})
+    again = train(config(tmp_path, synthetic_pair_dir, steps=10, out=str(tmp_path / "run2"),
+                         select_split=str(synthetic_pair_dir), select_every=1), resume=True, progress=False)
+    assert again["shipped"] is True
+    budget = read_manifest(shipped).budget
+    assert budget["steps"] == 10 and budget["codec_steps"] == {"rgb": 8, "ir": 10}
+    assert "codec_budgets" not in budget
+
+
+def test_a_frozen_codec_keeps_its_steps_and_budget(synthetic_pair_dir, tmp_path):
+    ship(tmp_path, steps=5)
+    result = train(config(tmp_path, synthetic_pair_dir, freeze=["codecs.ir."]), resume=True, progress=False)
+    budget = result["budget"]
+    assert budget["codec_steps"] == {"rgb": 7, "ir": 5}
+    assert budget["codec_budgets"]["ir"]["steps"] == 5 and "rgb" not in budget["codec_budgets"]
 
 
 def test_a_run_with_a_ledger_and_no_splits_still_leaves_a_row(synthetic_pair_dir, tmp_path):

@@ -30,6 +30,7 @@ from mmcodec.quality import psnr_from_mse
 from mmcodec.train.campaign import after_training
 from mmcodec.train.config import TrainConfig
 from mmcodec.train.distributed import setup as setup_distributed
+from mmcodec.train.lineage import continued_lineage
 from mmcodec.train.loss import joint_objective_loss, rd_loss
 from mmcodec.train.precision import bf16_forward, resolve_autocast
 from mmcodec.train.schedule import check_crops, check_geometry, crop_and_batch_at, lr_at
@@ -103,11 +104,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             split_records(split)  # a missing split fails now, not after the whole run
     step, cpu_seconds, wall_seconds, segment_start = 0, 0.0, 0.0, 0
     state = None
+    # The budget this run continues and its step then: the per-codec lineage of a composed model.
+    lineage_start: dict[str, Any] | None = None
+    lineage_start_step = 0
     if resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         step, cpu_seconds, wall_seconds = state["step"], state["cpu_seconds"], state["wall_seconds"]
         segment_start = state.get("segment_start", 0)
+        lineage_start, lineage_start_step = state.get("lineage_start"), state.get("lineage_start_step", 0)
         if cfg.steps > state["config"]["steps"]:
             segment_start = step   # continued training: a new LR segment
     elif resume and (shipped := shipped_manifest(cfg)) is not None:
@@ -120,6 +125,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         cpu_seconds = 3600.0 * float(budget.get("cpu_hours", 0.0))
         wall_seconds = 3600.0 * float(budget.get("wall_hours", 0.0))
         segment_start = step
+        lineage_start, lineage_start_step = budget, step
         if cfg.steps <= step:
             raise BadInputError(f"--resume: the shipped {cfg.name} already has {step} steps; ask for more (steps=N)")
         print(f"resume: no checkpoint in {out}; continuing from the shipped weights {weights} at step {step}")
@@ -190,6 +196,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         checkpoint = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
                       "step": step, "cpu_seconds": cpu_now[0],
                       "wall_seconds": wall_seconds + time.time() - wall0, "segment_start": segment_start,
+                      "lineage_start": lineage_start, "lineage_start_step": lineage_start_step,
                       "config": cfg.to_json()}
         if frozen_model is not None:  # a resumed joint run must compare with the same pretrained model
             checkpoint["joint_frozen_model"] = frozen_model.state_dict()
@@ -272,6 +279,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if cfg.single_images:
         budget["single_images"] = {m: {f: {"weight": w, "images": n} for f, w, n in data.single_sources(m)}
                                    for m in cfg.single_images}
+    if getattr(model, "independent_modalities", False):
+        trained = {m: any(p.requires_grad and id(p) in stage_params
+                          for n, p in model.named_parameters() if n.startswith(f"codecs.{m}."))
+                   for m in cfg.modalities}
+        budget.update(continued_lineage(lineage_start, lineage_start_step, step, trained))
     if cfg.autocast or cfg.compile:
         budget["speed_options"] = {"autocast": autocast, "compile": cfg.compile}
         if autocast != cfg.autocast:
