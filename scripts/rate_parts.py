@@ -28,18 +28,9 @@ from mmcodec.latent_codecs.channel_slice import SliceLoopCodec
 from mmcodec.models.registry import find_model, read_manifest
 
 
-def latent_codec_of(codec: Codec, modality: str) -> torch.nn.Module | None:
-    model = codec.model
-    if hasattr(model, "_path"):                     # CCEM: one path object per modality
-        return model._path(modality).latent_codec
-    codecs = getattr(model, "codecs", None)
-    pipeline = codecs[modality] if codecs is not None and modality in codecs else None
-    return getattr(pipeline, "latent_codec", None)
-
-
 def part_names(codec: Codec, modality: str, count: int) -> list[str]:
     """Name each byte string of a modality's stream "y" or "z" (the order its latent codec writes)."""
-    if isinstance(latent_codec_of(codec, modality), SliceLoopCodec):
+    if isinstance(codec.model.modality_latent_codec(modality), SliceLoopCodec):
         return ["z"] + ["y"] * (count - 1)          # hyper-latent first, then the channel slices
     if count == 2:
         return ["y", "z"]                           # mean-scale hyperprior: latent, then hyper-latent

@@ -79,6 +79,14 @@ class PairModel(CompressionModel):
         modality = getattr(pipeline, "modality", None)
         return modality if modality in self.modalities else None
 
+    def modality_latent_codec(self, modality: str) -> torch.nn.Module | None:
+        """The latent codec (entropy model) that codes `modality`'s latent, for tools that read
+        streams part by part (scripts/rate_parts.py): `self.codecs[modality].latent_codec` here;
+        models laid out otherwise override it. None if the model has no such part."""
+        codecs = getattr(self, "codecs", None)
+        pipeline = codecs[modality] if isinstance(codecs, torch.nn.ModuleDict) and modality in codecs else None
+        return getattr(pipeline, "latent_codec", None)
+
     def size_ratio(self, modality: str) -> int:
         """Linear resolution of `modality` relative to the pair's lowest-resolution modality:
         1 for every modality of a same-size model; Lu2022(ratio=2) answers 2 for its visible

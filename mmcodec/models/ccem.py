@@ -248,6 +248,9 @@ class CCEM(PairModel):
             return decoded.get(self.reference)
         return None
 
+    def modality_latent_codec(self, modality: str) -> nn.Module | None:
+        return self.latent_codecs[modality]
+
     def _path(self, modality: str) -> "_ModalityPath":
         return _ModalityPath(self, modality)
 
