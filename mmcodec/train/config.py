@@ -30,7 +30,8 @@ channel by its own extra factor exp(U(-j, j)), a colour cast (mmcodec.data.crops
 `single_images` (`{"rgb": {"natural/bsds400/train": 0.3}, "ir": {"thermal/hituav300": 0.3}}`)
 mixes folders of single images into one modality's crops: each crop comes from that folder
 with that probability, from the pairs otherwise (folders relative to the data root; a folder of
-videos gives every 8th frame of each, `mmcodec.data.crops.VIDEO_FRAME_STRIDE`). Only for
+videos gives every 8th frame of each, `mmcodec.data.crops.VIDEO_FRAME_STRIDE`; a named training
+split, `mmcodec.data.crops.TRAINING_SPLITS`, gives its pairs' images of that modality). Only for
 models that code each modality on its own (separate coding): the crops of a sample are then
 not aligned.
 
