@@ -90,6 +90,10 @@ def test_a_codec_moves_to_a_model_of_another_pair(tmp_path):
     assert composed["rgb"] == _streams(donor)["rgb"] != _streams(base)["rgb"]
     assert composed["depth"] == _streams(base)["depth"]
     assert read_manifest(out / "rgb-d__tiny.json").modalities == ["rgb", "depth"]
+    # The RGB-D model keeps its own campaign's run fields; the moved codec brings its lineage.
+    budget = read_manifest(out / "rgb-d__tiny.json").budget
+    assert budget["steps"] == 30 and budget["codec_steps"] == {"rgb": 40, "depth": 30}
+    assert budget["codec_budgets"] == {"rgb": {"steps": 40}}
     refused = _compose(base, donor, "--take", "depth", "--out", tmp_path / "o")
     assert refused.returncode != 0 and "not in both models" in refused.stderr
     assert not (tmp_path / "o").exists()

@@ -36,8 +36,8 @@ def _stream_bytes(codec: Codec, modality: str) -> bytes:
 def compose(base: InstalledModel, donor: InstalledModel, take: Sequence[str], out_dir: Path,
             note: str = "") -> Path:
     """Install into `out_dir` the model `base` with the codecs of `take` from `donor`; return
-    the manifest path. The manifest's budget is the donor's run, with each codec's lineage
-    (`mmcodec.train.lineage`: `codec_steps`, and `codec_budgets` for the codecs from `base`)."""
+    the manifest path. The manifest's budget keeps each codec's lineage
+    (`mmcodec.train.lineage.composed_budget`)."""
     def codec_config(m: InstalledModel) -> tuple:
         # Everything but the modality list shapes each codec: a donor may pair its codec with
         # another modality (the visible codec of ir-vi/separate into rgb-d/hyperprior).
@@ -56,7 +56,8 @@ def compose(base: InstalledModel, donor: InstalledModel, take: Sequence[str], ou
     state.update({k: v for k, v in donor_model.state_dict().items() if k.startswith(prefixes)})
     model.load_state_dict(state)
     model.update(force=True)
-    budget = composed_budget(base.budget, donor.budget, base.modalities, take)
+    budget = composed_budget(base.budget, donor.budget, base.modalities, take,
+                             same_pair=list(donor.modalities) == list(base.modalities))
     with tempfile.TemporaryDirectory() as tmp:
         manifest = install_model(Path(tmp), base.name, base.arch, base.kwargs, base.modalities, base.lambdas,
                                  model, default=base.default, description=(base.description + note).strip(),

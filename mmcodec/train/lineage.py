@@ -46,15 +46,23 @@ def codec_steps(budget: dict[str, Any], modality: str) -> int:
 
 
 def composed_budget(base: dict[str, Any], donor: dict[str, Any], modalities: Iterable[str],
-                    take: Iterable[str]) -> dict[str, Any]:
-    """The budget of a model whose codecs of `take` come from `donor` and the rest from `base`:
-    the donor's run fields (a resumed campaign continues from its step count and CPU-hours)
-    and the lineage of every codec."""
+                    take: Iterable[str], same_pair: bool = True) -> dict[str, Any]:
+    """The budget of a model whose codecs of `take` come from `donor` and the rest from `base`.
+
+    Its run fields are the donor's when the donor is the same kind of model (a campaign arm:
+    a resumed campaign continues from its step count and CPU-hours); when a codec moves into
+    a model of another pair (`same_pair` False: the visible codec of ir-vi/separate into
+    rgb-d/hyperprior) they stay those of the run that trained the base's own codecs. Every codec
+    trained elsewhere has its budget under `codec_budgets`, and every codec its steps."""
     take = set(take)
+    modalities = list(modalities)
     source = {m: donor if m in take else base for m in modalities}
-    out = run_budget(donor)
+    kept = [m for m in modalities if m not in take]
+    out = run_budget(donor) if same_pair or not kept else dict(codec_budget(base, kept[0]))
     out["codec_steps"] = {m: codec_steps(b, m) for m, b in source.items()}
-    out["codec_budgets"] = {m: codec_budget(b, m) for m, b in source.items() if m not in take}
+    out["codec_budgets"] = {m: codec_budget(b, m) for m, b in source.items() if codec_budget(b, m) != run_budget(out)}
+    if not out["codec_budgets"]:
+        del out["codec_budgets"]
     return out
 
 
