@@ -14,7 +14,12 @@ import mmcodec
 from mmcodec.data.synthetic import smooth_image
 from mmcodec.models.registry import installed_models
 
-MAX_DEFICIT_DB = 2.0      # at the top rate point, against ir-vi/separate
+# At the top rate point, against ir-vi/separate. The ceiling this guards against was 3-5 dB
+# and flat in rate. ir-vi/ccem (less trained) sits 1.8 dB under separate's 31,500-step weights
+# and 2.0 dB under the 57,000-step ones while still rising with rate: a budget gap, not a
+# ceiling, hence 2.5 dB plus the check that the top quality step still buys PSNR.
+MAX_DEFICIT_DB = 2.5
+MIN_TOP_STEP_GAIN_DB = 0.5   # PSNR(top quality) - PSNR(the one below): flat means saturated
 
 
 def dark_scene(h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -26,9 +31,10 @@ def dark_scene(h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(vi, 0, 255).round().astype(np.uint8), smooth_image(h, w, 1, seed=12)
 
 
-def top_visible_psnr(model: str, vi: np.ndarray, ir: np.ndarray) -> float:
+def visible_psnr(model: str, vi: np.ndarray, ir: np.ndarray, from_top: int = 0) -> float:
+    """Visible PSNR at the model's top quality (`from_top` = 1: the quality below it)."""
     codec = mmcodec.load(model)
-    quality = codec.installed.qualities[-1]
+    quality = codec.installed.qualities[-1 - from_top]
     out = codec.decompress(codec.compress(rgb=vi, ir=ir, quality=quality))
     mse = np.mean((out["rgb"].astype(np.float64) - vi) ** 2)
     return float(10 * np.log10(255 ** 2 / mse))
@@ -41,5 +47,7 @@ JOINT = sorted(m.name for m in installed_models() if m.pair == "ir-vi" and m.nam
 def test_no_visible_ceiling_on_a_dark_scene(model):
     vi, ir = dark_scene()
     assert vi.mean() < 25          # dark: most pixels sit in the lowest tenth of the range
-    reference = top_visible_psnr("ir-vi/separate", vi, ir)
-    assert top_visible_psnr(model, vi, ir) >= reference - MAX_DEFICIT_DB
+    reference = visible_psnr("ir-vi/separate", vi, ir)
+    top = visible_psnr(model, vi, ir)
+    assert top >= reference - MAX_DEFICIT_DB
+    assert top - visible_psnr(model, vi, ir, from_top=1) >= MIN_TOP_STEP_GAIN_DB
