@@ -288,6 +288,22 @@ def test_video_training_resumes_and_ships(tmp_path, monkeypatch):
     assert [r["step"] for r in log] == [1, 2, 3] and log[0]["stage"] == "motion" and log[-1]["stage"] == "rd"
     ledger = [json.loads(l) for l in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert [e["steps"] for e in ledger] == [2, 3]
+    # a new run from the shipped weights: the shipped steps count into its budget
+    from mmcodec.video.registry import find_video_model, load_video_model
+    shipped = load_video_model(find_video_model("test-video/trained")).state_dict()
+    cont = {**cfg, "name": "test-video/continued", "init_from": "test-video/trained", "steps": 4,
+            "out": str(tmp_path / "run2"), "ledger": None}
+    from mmcodec.video.train import init_from_shipped
+    from mmcodec.video.fvc import VideoPairModel
+    probe = VideoPairModel("lu2022", **TINY)
+    start = init_from_shipped(probe, cont)
+    assert start["steps"] == 3 and start["name"] == "test-video/trained"
+    assert all(torch.equal(v, shipped[k]) for k, v in probe.state_dict().items() if k in shipped and "weight" in k)
+    result = train_video(cont, progress=False)
+    assert result["budget"]["steps"] == 4 and result["budget"]["init_from"]["steps"] == 3
+    assert len((tmp_path / "run2" / "log.jsonl").read_text().splitlines()) == 1     # one new step
+    with pytest.raises(BadInputError, match="not the config"):
+        init_from_shipped(VideoPairModel("separate", **TINY), {**cont, "arch": "separate"})
     vc = VideoCodec.load("test-video/trained", quality=1)
     seqs = moving_sequence(frames=3, h=64, w=64)
     blob, recon = vc.encode(seqs, gop=3)

@@ -14,6 +14,9 @@ Variable rate: gain units (one gain vector per rate point on the motion and the 
 latent); each clip draws a rate index, its lambda is `lambdas[rate]` and its I-frame is coded
 at the image codec's quality rate+1, so a stream's quality Q means the same for both.
 Checkpoints every `checkpoint_every` steps (atomic); `resume` continues from the last one.
+`init_from` (an installed video model's name) starts a new run from shipped weights instead:
+its steps and CPU-hours count into the budget (the optimiser starts afresh), so the shipped
+manifest states the model's whole training.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "clip_frames": [2, 5], "steps": 1000, "motion_steps": 200, "lr": 3e-4, "aux_lr": 1e-3,
     "lambdas": [0.0018, 0.0043, 0.0104, 0.025], "seed": 0, "threads": 1, "checkpoint_every": 50,
     "log_every": 25, "out": "runs/ir-vi-video", "ledger": None, "ship_to": None, "default": False,
-    "description": "", "max_minutes": None,
+    "description": "", "max_minutes": None, "init_from": None,
 }
 
 
@@ -158,6 +161,22 @@ def _split_parameters(model: torch.nn.Module) -> tuple[list, list]:
     return main, aux
 
 
+def init_from_shipped(model: VideoPairModel, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Load the installed video model `cfg["init_from"]` into `model`; return its lineage
+    (name, weights hash, steps, CPU- and wall-hours, I-frame weights it trained with)."""
+    from mmcodec.models.registry import load_weights
+    from mmcodec.video.registry import find_video_model
+    shipped = find_video_model(cfg["init_from"])
+    if shipped.arch != cfg["arch"] or dict(shipped.kwargs) != dict(cfg["kwargs"]):
+        raise BadInputError(f"init_from {shipped.name!r} is {shipped.arch} {shipped.kwargs}, "
+                            f"not the config's {cfg['arch']} {cfg['kwargs']}")
+    load_weights(model, shipped.weights_path)
+    b = shipped.budget or {}
+    return {"name": shipped.name, "weights": shipped.weights_hash, "steps": int(b.get("steps", 0)),
+            "cpu_hours": float(b.get("cpu_hours", 0.0)), "wall_hours": float(b.get("wall_hours", 0.0)),
+            "iframe_weights": b.get("iframe_weights")}
+
+
 def train_video(cfg: dict[str, Any], resume: bool = False, progress: bool = True) -> dict[str, Any]:
     from mmcodec.models.registry import find_model
     torch.set_num_threads(int(cfg["threads"]))
@@ -176,6 +195,10 @@ def train_video(cfg: dict[str, Any], resume: bool = False, progress: bool = True
     step, cpu_used, wall_used = 0, 0.0, 0.0
     ckpt = out_dir / "checkpoint.pt"
     sampler_seed = cfg["seed"]
+    start = None
+    if cfg.get("init_from") and not (resume and ckpt.is_file()):
+        start = init_from_shipped(model, cfg)
+        step, cpu_used, wall_used = start["steps"], start["cpu_hours"] * 3600, start["wall_hours"] * 3600
     if resume and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"])
@@ -184,6 +207,7 @@ def train_video(cfg: dict[str, Any], resume: bool = False, progress: bool = True
         step, cpu_used, wall_used = state["step"], state["cpu_seconds"], state["wall_seconds"]
         torch.set_rng_state(state["torch_rng"])
         sampler_seed = state["sampler_seed"]
+        start = state.get("init_from")
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = build_cache(_data_root() / cfg["data"], Path(cfg.get("cache", "runs/video_cache")), cfg["max_frames_per_clip"])
     sampler = ClipSampler(clips, cfg["crop"], tuple(cfg["clip_frames"]), sampler_seed)
@@ -200,7 +224,8 @@ def train_video(cfg: dict[str, Any], resume: bool = False, progress: bool = True
     def save() -> None:
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(), "step": step,
                  "cpu_seconds": cpu_used + time.process_time() - t_cpu, "wall_seconds": wall_used + time.time() - t_wall,
-                 "torch_rng": torch.get_rng_state(), "sampler_seed": sampler.rng.randrange(1 << 30), "config": cfg}
+                 "torch_rng": torch.get_rng_state(), "sampler_seed": sampler.rng.randrange(1 << 30), "config": cfg,
+                 "init_from": start}
         with atomic_output(ckpt) as tmp:
             torch.save(state, tmp)
 
@@ -244,6 +269,8 @@ def train_video(cfg: dict[str, Any], resume: bool = False, progress: bool = True
               "cpu_hours": round(cpu / 3600, 3), "wall_hours": round(wall / 3600, 3), "threads": cfg["threads"],
               "device": "cpu", "machine": f"{platform.machine()} {os.cpu_count()} cores",
               "iframe_model": cfg["iframe_model"], "iframe_weights": image.weights_hash}
+    if start is not None:
+        budget["init_from"] = start
     result: dict[str, Any] = {"name": cfg["name"], "budget": budget, "manifest": None}
     if cfg["ship_to"]:
         from mmcodec.video.registry import install_video_model
