@@ -127,6 +127,10 @@ class Codec:
     # before coding drops to one thread. Refinement output is coded exactly, so it need not be
     # single-threaded; a given thread count still gives the same file.
     refine_threads: int | None = None
+    # Code a grey visible image (three equal channels) with the model's infrared codec where
+    # the model has one (SeparateCoding.grey_visible_view; FLAG_GREY_VIA_IR in the header).
+    # False codes it with the visible codec, as mmcodec did before: for comparisons.
+    grey_via_ir: bool = True
 
     def __init__(self, installed: InstalledModel, quality: int | None = None,
                  device: str | torch.device = "cpu", tile: int | None = None) -> None:
@@ -134,6 +138,8 @@ class Codec:
         self.device = torch.device(device)
         # Corrupted streams must raise, not crash the process inside the C++ rANS decoder.
         self.model = guard_entropy_decoders(installed.load(self.device))
+        view = getattr(self.model, "grey_visible_view", None)
+        self._grey_view = view() if view is not None else None
         qualities = installed.qualities
         self.quality = quality if quality is not None else installed.default_quality
         if self.quality not in qualities:
@@ -148,6 +154,11 @@ class Codec:
     @property
     def name(self) -> str:
         return self.installed.name
+
+    @property
+    def routes_grey_visible(self) -> bool:
+        """Whether this codec codes grey visible images with the model's infrared codec."""
+        return self.grey_via_ir and self._grey_view is not None
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -244,21 +255,26 @@ class Codec:
         if mismatch is not None:
             raise BadInputError(mismatch)
         x = self.model_inputs(images)
+        grey_via_ir = self.routes_grey_visible and images["rgb"].channels == 1
+        model = self._grey_view if grey_via_ir else self.model
+        if grey_via_ir:
+            x["rgb"] = x["rgb"][:, :1]   # one plane of the three equal ones
         largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
-        tiling = plan_tiling(self.model, self.tile, largest, f"model {self.name}")
-        exact = self.exact_entropy_parameters and has_exact_entropy_parameters(self.model)
+        tiling = plan_tiling(model, self.tile, largest, f"model {self.name}")
+        exact = self.exact_entropy_parameters and has_exact_entropy_parameters(model)
         tiled = {"tiling": tiling} if tiling else {}
         refine_threads = self.refine_threads or torch.get_num_threads()
-        with _bit_exact_threads(), entropy_parameter_path(self.model, exact):
-            out = self._compress(x, quality - 1, **tiled)
+        with _bit_exact_threads(), entropy_parameter_path(model, exact):
+            out = self._compress(model, x, quality - 1, **tiled)
             if effort:
-                out = self._refined(out, x, images, quality, effort, tiled, report, progress, refine_threads)
+                out = self._refined(model, out, x, images, quality, effort, tiled, report, progress, refine_threads)
         infos, recon = [], {}
         for m in self.modalities:
             im = images[m]
             recon[m] = im.to_integer(out.x_hat[m][0, :, :im.height, :im.width].cpu().numpy())
             infos.append(StreamInfo(m, im.height, im.width, im.channels, im.bit_depth, im.value_range,
-                                    _recon_crc(recon[m]), im.holes, 0 if self.latent_crcs else None))
+                                    _recon_crc(recon[m]), im.holes, 0 if self.latent_crcs else None,
+                                    grey_via_ir=grey_via_ir and m == "rgb"))
         c = Container(self.name, self.installed.weights_hash, quality, infos, out.streams, out.side, tiling,
                       exact_params=exact, effort=effort)
         if self.latent_crcs:   # the seal zeroes the CRC fields: the placeholders above do not count
@@ -267,11 +283,11 @@ class Codec:
                                               latent_seal(c, info.name, out.latent_side[info.name]))
         return pack(c), recon
 
-    def _compress(self, x: dict[str, torch.Tensor], rate: int, **kwargs: Any) -> CompressedPair:
+    def _compress(self, model: PairModel, x: dict[str, torch.Tensor], rate: int, **kwargs: Any) -> CompressedPair:
         """`model.compress`, with `latents` filled in from the pipelines where the model left it None."""
-        record = _LatentRecord(self.model)
+        record = _LatentRecord(model)
         with observe_latents(record):
-            out = self.model.compress(x, rate, **kwargs)
+            out = model.compress(x, rate, **kwargs)
         if out.latents is None:
             out.latents, out.latent_side = record.latents, record.sides
         if out.latent_side is None:
@@ -281,21 +297,22 @@ class Codec:
             raise RuntimeError(f"model {self.name} coded no latent for {', '.join(missing)}")
         return out
 
-    def _refined(self, out: CompressedPair, x: dict[str, torch.Tensor], images: dict[str, ModalityImage],
+    def _refined(self, model: PairModel, out: CompressedPair, x: dict[str, torch.Tensor],
+                 images: dict[str, ModalityImage],
                  quality: int, effort: int, tiled: dict, report: dict[str, Any] | None,
                  progress: bool, threads: int | None = None) -> CompressedPair:
         """Refine the latents (mmcodec.refine) and keep them wherever their real cost, stream
         bits + lambda * D of the real reconstruction, beats the unrefined encoder's: per
         modality for models whose modalities are coded independently, per pair otherwise."""
-        if not supports_refinement(self.model):
+        if not supports_refinement(model):
             raise BadInputError(f"model {self.name} (architecture {self.installed.arch}) has no encoder refinement; "
                                 "use effort 0")
         lam = self.installed.lambdas[quality - 1]
         distortions = self.installed.budget.get("distortion", {})
         valid = {m: (im.height, im.width) for m, im in images.items()}
-        latents, rep = refine(self.model, x, quality - 1, lam, distortions, valid, EFFORT_LEVELS[effort],
+        latents, rep = refine(model, x, quality - 1, lam, distortions, valid, EFFORT_LEVELS[effort],
                               progress=progress, threads=threads, **tiled)
-        refined = self._compress(x, quality - 1, latents=latents, **tiled)
+        refined = self._compress(model, x, quality - 1, latents=latents, **tiled)
 
         def real_cost(pair: CompressedPair) -> dict[str, float]:
             bits = {m: 8.0 * sum(map(len, pair.streams[m])) for m in self.modalities}
@@ -303,7 +320,7 @@ class Codec:
             return {m: float(c) for m, c in rd_cost(bits, pair.x_hat, x, valid, lam, distortions).items()}
 
         before, after = real_cost(out), real_cost(refined)
-        if getattr(self.model, "independent_modalities", False):
+        if getattr(model, "independent_modalities", False):
             keep = {m: after[m] < before[m] for m in self.modalities}
             chosen = CompressedPair({m: (refined if keep[m] else out).streams[m] for m in self.modalities},
                                     {m: (refined if keep[m] else out).x_hat[m] for m in self.modalities},
@@ -365,13 +382,19 @@ class Codec:
             raise BitstreamError(f"corrupted header: format version {c.version} (integer entropy parameters) "
                                  f"for model {self.name}, which has none")
         sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
+        model = self.model
+        if infos.get("rgb") is not None and infos["rgb"].grey_via_ir:
+            if self._grey_view is None:
+                raise BitstreamError(f"corrupted header: grey visible image coded by an infrared codec, which model "
+                                     f"{self.name} does not have")
+            model = self._grey_view
         # Each decoded latent is checked against the stream's latent CRC before its synthesis.
-        record = _LatentRecord(self.model, c) if c.latent_crcs else None
+        record = _LatentRecord(model, c) if c.latent_crcs else None
         try:
             with stream_symbol_bound(sum(h * w for h, w in sizes.values())), _bit_exact_threads(), \
-                    entropy_parameter_path(self.model, c.exact_params), \
+                    entropy_parameter_path(model, c.exact_params), \
                     (observe_latents(record) if record is not None else contextlib.nullcontext()):
-                x_hat = self.model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
+                x_hat = model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
                                               **({"tiling": c.tiling} if c.tiling else {}))
         except (NotImplementedError, RecursionError):
             raise  # RuntimeErrors that only code can cause

@@ -41,6 +41,8 @@ def coded_digest(blob: bytes) -> str:
         latent_crc = info.pop("latent_crc", None)
         if latent_crc is not None and c.exact_params:
             info["latent_crc"] = latent_crc
+        if not info.get("grey_via_ir"):   # unflagged records hash as before the flag existed
+            info.pop("grey_via_ir", None)
         h.update(repr(sorted(info.items())).encode())
     for name in sorted(c.streams):
         for part in c.streams[name]:

@@ -192,6 +192,8 @@ def mmcodec_cell(cache: Path, cut: CodecUnderTest, rate: RatePoint, pair: Pair) 
         from mmcodec.refine import EFFORT_LEVELS
         level = EFFORT_LEVELS[cut.settings["effort"]]
         key += [level.iterations, level.lr, level.lr_final_fraction]
+    if codec.routes_grey_visible:   # cells coded before the route existed hold other files
+        key.append("grey-via-ir")
     fp = _digest(key)
     path = cache / safe_name(cut.name) / cut.settings["weights"] / f"q{quality}" / f"{safe_name(pair.stem)}.json"
     cell = _read_cell(path, fp)

@@ -53,6 +53,9 @@ _PREFIX = struct.Struct(">4sHH")
 _MODALITY = struct.Struct(">BIIBBBHHI")  # id, height, width, channels, bit depth, flags, lo, hi, recon crc
 _LATENT_CRC = struct.Struct(">I")         # versions 9-16: after the recon crc of each modality record
 FLAG_HOLES = 0x01                         # 0 = missing pixel (depth); see data.images.HOLE_FLOOR
+# A grey visible image coded by the model's single-channel (infrared) codec
+# (SeparateCoding.grey_visible_view); only on an rgb record with channels 1.
+FLAG_GREY_VIA_IR = 0x02
 MAX_SIDE = 1 << 20          # side info is small by design
 MAX_DIM = 1 << 16           # pixels per side
 MAX_PIXELS = 1 << 28        # per image; refused before anything is allocated
@@ -78,12 +81,13 @@ class StreamInfo:
     recon_crc: int            # CRC32 of the encoder-side reconstruction, to detect desync
     holes: bool = False       # zero marks missing pixels (depth)
     latent_crc: int | None = None   # CRC32 of the decoded latent, sealed (versions 9-16; None before)
+    grey_via_ir: bool = False        # a grey visible image coded by the infrared codec (FLAG_GREY_VIA_IR)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "height": self.height, "width": self.width,
                 "channels": self.channels, "bit_depth": self.bit_depth,
                 "range": list(self.value_range), "recon_crc": self.recon_crc, "holes": self.holes,
-                "latent_crc": self.latent_crc}
+                "latent_crc": self.latent_crc, "grey_via_ir": self.grey_via_ir}
 
 
 @dataclass
@@ -217,7 +221,8 @@ def _header(c: Container, sealed: bool = False) -> bytes:
     for m in c.modalities:
         parts = c.streams.get(m.name, [])
         hdr += _MODALITY.pack(MODALITY_NAMES.index(m.name), m.height, m.width, m.channels, m.bit_depth,
-                              FLAG_HOLES if m.holes else 0, m.value_range[0], m.value_range[1],
+                              (FLAG_HOLES if m.holes else 0) | (FLAG_GREY_VIA_IR if m.grey_via_ir else 0),
+                              m.value_range[0], m.value_range[1],
                               0 if sealed else m.recon_crc)
         if latent_crcs:
             hdr += _LATENT_CRC.pack(0 if sealed else m.latent_crc)
@@ -298,11 +303,13 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
     for _ in range(count):
         mid, hh, ww, ch, bd, flags, lo, hi, crc = _MODALITY.unpack(r.take(_MODALITY.size))
         latent_crc = _LATENT_CRC.unpack(r.take(_LATENT_CRC.size))[0] if latent_crcs else None
-        if flags & ~FLAG_HOLES:
+        if flags & ~(FLAG_HOLES | FLAG_GREY_VIA_IR):
             raise BitstreamError(f"corrupted header: unknown flags {flags:#04x}")
         if mid >= len(MODALITY_NAMES) or MODALITY_NAMES[mid] in parts:
             raise BitstreamError("corrupted header: modality id")
         name = MODALITY_NAMES[mid]
+        if flags & FLAG_GREY_VIA_IR and (name != "rgb" or ch != 1):
+            raise BitstreamError(f"corrupted header: {name} record with channels {ch} marked as a grey visible image")
         if not (1 <= hh <= MAX_DIM and 1 <= ww <= MAX_DIM and hh * ww <= MAX_PIXELS):
             raise BitstreamError(f"corrupted header: image size {ww}x{hh} out of range")
         if ch not in (1, 3) or bd not in (8, 16) or not lo < hi <= (1 << bd) - 1:
@@ -311,7 +318,8 @@ def _parse_header(raw: bytes, version: int) -> tuple[Container, dict[str, list[i
         if n_parts > MAX_PARTS:
             raise BitstreamError("corrupted header: too many stream parts")
         parts[name] = [r.varint() for _ in range(n_parts)]
-        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc, bool(flags & FLAG_HOLES), latent_crc))
+        mods.append(StreamInfo(name, hh, ww, ch, bd, (lo, hi), crc, bool(flags & FLAG_HOLES), latent_crc,
+                               bool(flags & FLAG_GREY_VIA_IR)))
     side_len = r.varint()
     if side_len > MAX_SIDE:
         raise BitstreamError("corrupted header: side information length out of range")

@@ -6,6 +6,8 @@ mmcodec.models.single).
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 
@@ -71,3 +73,23 @@ class SeparateCoding(PairModel):
 
     def requires(self, only: str) -> set[str]:
         return {only}
+
+    # -- grey visible images ----------------------------------------------------------------
+    def grey_visible_view(self) -> "SeparateCoding | None":
+        """This model with its visible image coded by its infrared codec, for grey visible
+        images (three equal channels): that codec was trained on single-channel images and
+        codes one plane instead of three identical ones (about 38 % fewer bits on grey
+        versions of the MSRS validation images; BENCHMARKS.md). None if the model has no
+        single-channel infrared codec beside a colour one.
+
+        The view shares every parameter and buffer with this model (nothing is copied); its
+        visible codec is a distinct object over the infrared codec's modules, so coded latents
+        stay attributable to their modality (`latent_modality`)."""
+        if self.channels.get("rgb") != 3 or self.channels.get("ir") != 1:
+            return None
+        view = copy.copy(self)
+        view._modules = dict(self._modules)   # a new module table: re-assigning codecs leaves self alone
+        view.codecs = nn.ModuleDict({m: copy.copy(self.codecs["ir"]) if m == "rgb" else c
+                                     for m, c in self.codecs.items()})
+        view.channels = {**self.channels, "rgb": 1}
+        return view
