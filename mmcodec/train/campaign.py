@@ -39,6 +39,9 @@ def _records(split: str, every: int = 1, limit: int | None = None):
 def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], progress: bool) -> dict[str, Any]:
     candidate = read_manifest(Path(manifest))
     codec = Codec(candidate)
+    # The ship rule judges each codec on its own modality: a grey visible image (TNO pairs of
+    # the training subset) is coded by the visible codec here, not routed to the infrared one.
+    codec.grey_via_ir = False
     entry: dict[str, Any] = {"model": cfg.name, "run": cfg.out, "steps": budget["steps"],
                              "cpu_hours": budget["cpu_hours"], "budget": budget}
     result: dict[str, Any] = {}
@@ -62,6 +65,7 @@ def after_training(cfg: TrainConfig, manifest: Path, budget: dict[str, Any], pro
             better, vs = True, None
         else:
             old_codec = Codec(shipped)
+            old_codec.grey_via_ir = False
             old_rows = evaluate_codec(old_codec, recs, progress=progress)
             vs = bd_rates(new_rows, old_rows, cfg.modalities)
             if cfg.validate_split:
