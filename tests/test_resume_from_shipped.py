@@ -131,6 +131,19 @@ def test_a_frozen_codec_keeps_its_steps_and_budget(synthetic_pair_dir, tmp_path)
     assert budget["codec_budgets"]["ir"]["steps"] == 5 and "rgb" not in budget["codec_budgets"]
 
 
+def test_a_warm_start_from_the_same_model_keeps_each_codecs_history(synthetic_pair_dir, tmp_path, monkeypatch):
+    """init_from (a new run, steps from 0) of an installed model of the same architecture: the
+    trained codec counts the source's steps plus the run's, a frozen one keeps its own."""
+    ship(tmp_path, steps=5)
+    monkeypatch.setenv("MMCODEC_MODEL_PATH", str(tmp_path / "weights"))
+    cfg = config(tmp_path, synthetic_pair_dir, init_from="test-ir-vi/resume", freeze=["codecs.ir."], steps=3,
+                 ship_to=None)
+    budget = train(cfg, progress=False)["budget"]
+    assert budget["steps"] == 3
+    assert budget["codec_steps"] == {"rgb": 8, "ir": 5}
+    assert budget["codec_budgets"]["ir"]["steps"] == 5
+
+
 def test_a_run_with_a_ledger_and_no_splits_still_leaves_a_row(synthetic_pair_dir, tmp_path):
     ship(tmp_path, steps=5)
     cfg = config(tmp_path, synthetic_pair_dir, ledger=str(tmp_path / "ledger.jsonl"))

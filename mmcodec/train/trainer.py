@@ -25,7 +25,7 @@ from mmcodec.data.crops import PairCrops
 from mmcodec.data.pairs import split_records
 from mmcodec.errors import BadInputError, TrainingDivergedError
 from mmcodec.files import atomic_output
-from mmcodec.models.registry import build_model, install_model, load_weights
+from mmcodec.models.registry import build_model, find_model, install_model, load_weights
 from mmcodec.quality import psnr_from_mse
 from mmcodec.train.campaign import after_training
 from mmcodec.train.config import TrainConfig
@@ -135,6 +135,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     elif cfg.init_from:
         n = warm_start(model, cfg.init_from, cfg.init_map)
         print(f"warm start: {n} tensors from {cfg.init_from}")
+        source = None if cfg.init_from.endswith((".safetensors", ".pt")) else find_model(cfg.init_from)
+        if source is not None and source.arch == cfg.arch and not cfg.init_map and source.budget:
+            # The same model continued in a new run: its codecs keep their history (a frozen
+            # codec its steps and budget, a trained one its steps plus this run's).
+            lineage_start, lineage_start_step = dict(source.budget), 0
+            lineage_start.setdefault("codec_steps", {m: int(source.budget.get("steps", 0)) for m in cfg.modalities})
 
     frozen = tuple(cfg.freeze)
     for n, p in model.named_parameters():
