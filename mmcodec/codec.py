@@ -395,7 +395,7 @@ class Codec:
                     entropy_parameter_path(model, c.exact_params), \
                     (observe_latents(record) if record is not None else contextlib.nullcontext()):
                 x_hat = model.decompress(c.streams, c.side, sizes, c.quality - 1, only=only,
-                                              **({"tiling": c.tiling} if c.tiling else {}))
+                                         **({"tiling": c.tiling} if c.tiling else {}))
         except (NotImplementedError, RecursionError):
             raise  # RuntimeErrors that only code can cause
         except _BAD_PAYLOAD as exc:
