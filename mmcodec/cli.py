@@ -67,7 +67,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     from mmcodec.codec import read_container
     c, size = read_container(args.file)
     info = c.info(size)
-    mods = ", ".join(f"{m['name']} {m['width']}x{m['height']} {m['bit_depth']}-bit" for m in info["modalities"])
+    mods = ", ".join(f"{m['name']} {m['width']}x{m['height']} {m['bit_depth']}-bit"
+                     + (" grey, coded by the infrared codec" if m.get("grey_via_ir") else "") for m in info["modalities"])
     streams = ", ".join(f"{k} {v} B ({info['bpp'][k]:.4f} bpp)" for k, v in info["stream_bytes"].items())
     text = (f"{args.file}: model {info['model']} (weights {info['weights']}), quality {info['quality']}, "
             f"encoder effort {info['effort']}\n"

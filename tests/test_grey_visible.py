@@ -56,6 +56,14 @@ def test_grey_visible_goes_through_the_infrared_codec(codec, pair, tmp_path):
     assert np.array_equal(fresh.decompress(routed)["rgb"], out["rgb"])
 
 
+def test_info_names_the_route(codec, pair, tmp_path, capsys):
+    from mmcodec.cli import main
+    rgb3, _, ir = pair
+    (tmp_path / "grey.mmc").write_bytes(codec.compress(rgb=rgb3, ir=ir, quality=1))
+    assert main(["info", str(tmp_path / "grey.mmc")]) == 0
+    assert "rgb 128x96 8-bit grey, coded by the infrared codec" in capsys.readouterr().out
+
+
 def test_encoder_refinement_keeps_the_route(codec, pair):
     rgb3, _, ir = pair
     images = {"rgb": mmcodec.data.images.load_modality("rgb", rgb3), "ir": mmcodec.data.images.load_modality("ir", ir)}
