@@ -160,6 +160,11 @@ class Codec:
         """Whether this codec codes grey visible images with the model's infrared codec."""
         return self.grey_via_ir and self._grey_view is not None
 
+    def _model_for(self, grey_via_ir: bool) -> PairModel:
+        """The model that codes a stream: the grey-visible view where the visible image is grey
+        and routed to the infrared codec, else the model itself."""
+        return self._grey_view if grey_via_ir else self.model
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return self.model.modalities
@@ -256,7 +261,7 @@ class Codec:
             raise BadInputError(mismatch)
         x = self.model_inputs(images)
         grey_via_ir = self.routes_grey_visible and images["rgb"].channels == 1
-        model = self._grey_view if grey_via_ir else self.model
+        model = self._model_for(grey_via_ir)
         if grey_via_ir:
             x["rgb"] = x["rgb"][:, :1]   # one plane of the three equal ones
         largest = max((tuple(t.shape[-2:]) for t in x.values()), key=lambda hw: hw[0] * hw[1])
@@ -382,12 +387,11 @@ class Codec:
             raise BitstreamError(f"corrupted header: format version {c.version} (integer entropy parameters) "
                                  f"for model {self.name}, which has none")
         sizes = {m: self.padded_size(m, i.height, i.width) for m, i in infos.items()}
-        model = self.model
-        if infos.get("rgb") is not None and infos["rgb"].grey_via_ir:
-            if self._grey_view is None:
-                raise BitstreamError(f"corrupted header: grey visible image coded by an infrared codec, which model "
-                                     f"{self.name} does not have")
-            model = self._grey_view
+        grey_via_ir = "rgb" in infos and infos["rgb"].grey_via_ir
+        if grey_via_ir and self._grey_view is None:
+            raise BitstreamError(f"corrupted header: grey visible image coded by an infrared codec, which model "
+                                 f"{self.name} does not have")
+        model = self._model_for(grey_via_ir)
         # Each decoded latent is checked against the stream's latent CRC before its synthesis.
         record = _LatentRecord(model, c) if c.latent_crcs else None
         try:

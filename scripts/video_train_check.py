@@ -15,17 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmcodec.models.registry import find_model, load_weights, read_manifest
+from mmcodec.models.registry import find_model, read_manifest
 from mmcodec.video.fvc import VideoPairModel
-from mmcodec.video.registry import find_video_model
+from mmcodec.video.registry import find_video_model, load_video_model
 from mmcodec.video.train import DEFAULTS, ClipSampler, _data_root, build_cache, clip_loss
 
 
 def load_any(spec: str) -> tuple[str, VideoPairModel, dict]:
     inst = read_manifest(Path(spec)) if spec.endswith(".json") else find_video_model(spec)
-    model = VideoPairModel(inst.arch, **inst.kwargs)
-    load_weights(model, inst.weights_path)
-    return f"{inst.name} ({spec})", model.eval(), inst.budget
+    return f"{inst.name} ({spec})", load_video_model(inst), inst.budget
 
 
 def main() -> None:
