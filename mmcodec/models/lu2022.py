@@ -116,13 +116,16 @@ class Lu2022(PairModel):
             default "hyperprior" like the separate baseline it is warm-started from).
         preset: "cpu" (default), "cpu_fast" or "paper" (PRESETS); explicit sizes and
             contexts override the preset's.
+        entropy_context: "none" (the paper) or "latent": the current modality's hyperprior
+            also sees the reference's decoded latent (CCEM's placement, in the entropy model;
+            mmcodec.crossmodal.entropy_context.CrossModalHyperprior). Not in the paper.
     """
 
     def __init__(self, modalities: tuple[str, ...] = ("rgb", "ir"), reference: str = "rgb", N: int | None = None,
                  M: int | None = None, num_rates: int = 4, ca: str = "ca", sa: str = "3", window: int | None = None,
                  heads: int | None = None, sa_dim: int | None = None, align_ch: int | None = None, ratio: int = 1,
                  reference_widths: list[int] | None = None, context: str | None = None,
-                 reference_context: str | None = None, preset: str = "cpu") -> None:
+                 reference_context: str | None = None, preset: str = "cpu", entropy_context: str = "none") -> None:
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -149,23 +152,27 @@ class Lu2022(PairModel):
         self.current = next(m for m in self.modalities if m != reference)
         self.channels = {m: CHANNELS[m] for m in self.modalities}
         self.num_rates, self.ratio = num_rates, ratio
+        self.entropy_context = entropy_context
         ref_N, ref_M = reference_widths or (N, M)
         ref_codec = SingleModalityCodec(self.channels[reference], ref_N, ref_M, num_rates=num_rates,
                                         context=reference_context)
         cur_codec = ConditionalCodec(self.channels[self.current], self.channels[reference], ref_N, N, M, num_rates,
-                                     ca, sa, align_ch, sa_dim, window, heads, ratio, context=context)
+                                     ca, sa, align_ch, sa_dim, window, heads, ratio, context=context,
+                                     entropy_context=entropy_context, ref_M=ref_M)
         self.codecs = nn.ModuleDict({reference: ref_codec, self.current: cur_codec})
 
     # -- the reference first: the current modality reads its reconstruction and decoder features
-    def _condition(self, x_ref_hat: torch.Tensor, taps: DecoderFeatures, hw: tuple[int, int]) -> ReferenceCondition:
-        return self.codecs[self.current].condition(x_ref_hat, taps.features, hw)
+    def _condition(self, x_ref_hat: torch.Tensor, taps: DecoderFeatures, hw: tuple[int, int],
+                   ref_latent: torch.Tensor | None = None) -> ReferenceCondition:
+        return self.codecs[self.current].condition(x_ref_hat, taps.features, hw, ref_latent)
 
     def forward(self, x: dict[str, torch.Tensor], rate: torch.Tensor) -> dict:
         R, C = self.reference, self.current
         taps = DecoderFeatures()
         ref = self.codecs[R](x[R], rate, taps)
         # The current modality only ever sees what the decoder has: the clamped reconstruction.
-        cur = self.codecs[C](x[C], rate, self._condition(ref["x_hat"].clamp(0, 1), taps, x[C].shape[-2:]))
+        cur = self.codecs[C](x[C], rate, self._condition(ref["x_hat"].clamp(0, 1), taps, x[C].shape[-2:],
+                                                         ref["latent"]))
         return {"x_hat": {R: ref["x_hat"], C: cur["x_hat"]},
                 "likelihoods": {R: ref["likelihoods"], C: cur["likelihoods"]}}
 
@@ -175,8 +182,8 @@ class Lu2022(PairModel):
         R, C = self.reference, self.current
         taps = DecoderFeatures()
         latents_ref = self.codecs[R].encoder_latents(x[R], rate)
-        x_ref_hat = self.codecs[R].compress(None, rate, taps, latents={"y": latents_ref["y"], "z": None}).x_hat
-        cond = self._condition(x_ref_hat, taps, x[C].shape[-2:])
+        ref = self.codecs[R].compress(None, rate, taps, latents={"y": latents_ref["y"], "z": None})
+        cond = self._condition(ref.x_hat, taps, x[C].shape[-2:], ref.latent)
         return {R: latents_ref, C: self.codecs[C].encoder_latents(x[C], rate, cond)}
 
     def relaxed_forward(self, x: dict[str, torch.Tensor], latents: dict[str, dict[str, torch.Tensor]], rate: int,
@@ -184,7 +191,7 @@ class Lu2022(PairModel):
         R, C = self.reference, self.current
         taps = DecoderFeatures()
         ref = self.codecs[R].relaxed_forward(latents[R], rate, quantise, cond=taps)
-        cond = self._condition(ref["x_hat"].clamp(0, 1), taps, x[C].shape[-2:])
+        cond = self._condition(ref["x_hat"].clamp(0, 1), taps, x[C].shape[-2:], ref["latent"])
         cur = self.codecs[C].relaxed_forward(latents[C], rate, quantise, x=x[C], cond=cond)
         return {"x_hat": {R: ref["x_hat"], C: cur["x_hat"]}, "bits": {R: ref["bits"], C: cur["bits"]}}
 
@@ -195,7 +202,7 @@ class Lu2022(PairModel):
         R, C = self.reference, self.current
         taps = DecoderFeatures()
         ref = self.codecs[R].compress(x[R], rate, taps, latents=None if latents is None else latents[R])
-        cond = self._condition(ref.x_hat, taps, x[C].shape[-2:])
+        cond = self._condition(ref.x_hat, taps, x[C].shape[-2:], ref.latent)
         cur = self.codecs[C].compress(x[C], rate, cond, latents=None if latents is None else latents[C])
         return CompressedPair({R: ref.strings, C: cur.strings}, {R: ref.x_hat, C: cur.x_hat}, cur.side)
 
@@ -204,10 +211,11 @@ class Lu2022(PairModel):
                    rate: int, only: str | None = None) -> dict[str, torch.Tensor]:
         R, C = self.reference, self.current
         taps = DecoderFeatures()
-        x_ref_hat = self.codecs[R].decompress(streams[R], sizes[R], rate, taps)
+        ref_latent = self.codecs[R].decode_latent(streams[R], sizes[R], rate, taps)
+        x_ref_hat = self.codecs[R].reconstruct(ref_latent, taps)
         if only == R:
             return {R: x_ref_hat}
-        cond = self._condition(x_ref_hat, taps, sizes[C])
+        cond = self._condition(x_ref_hat, taps, sizes[C], ref_latent)
         x_cur_hat = self.codecs[C].decompress(streams[C], sizes[C], rate, cond, side=side)
         return {C: x_cur_hat} if only == C else {R: x_ref_hat, C: x_cur_hat}
 
