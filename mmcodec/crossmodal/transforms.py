@@ -29,7 +29,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmcodec.crossmodal.entropy_context import CrossModalHyperprior
 from mmcodec.errors import BitstreamError
 from mmcodec.latent_codecs import build_latent_codec
 from mmcodec.layers import (PatchCrossAttention, StructurePriorFusion, analysis_transform, conv, deconv,
@@ -40,9 +39,6 @@ from mmcodec.tiling import Tiling
 # SA placement -> (encoder stages, decoder stages) that get a cross-modal module.
 SA_PLACEMENTS = {"none": ((), ()), "1": ((), (3,)), "3": ((), (1, 2, 3)), "6": ((1, 2, 3), (1, 2, 3)),
                  "featcat": ((), (1, 2, 3)), "spf": ((), (1, 2, 3)), "spf6": ((1, 2, 3), (1, 2, 3))}
-# Entropy-model conditioning of the current codec: "latent" = the reference's decoded latent
-# corrects the hyperprior's scales and means (mmcodec.crossmodal.entropy_context).
-ENTROPY_CONTEXTS = ("none", "latent")
 SIDE_DTYPE = np.dtype("<f2")       # gamma/beta precision on the wire
 SIDE_BITS = 16
 
@@ -145,14 +141,12 @@ class ConditionalCodec(ModalityPipeline, nn.Module):
 
     def __init__(self, in_ch: int, ref_ch: int, ref_N: int, N: int, M: int, num_rates: int, ca: str, sa: str,
                  align_ch: int, sa_dim: int, window: int, heads: int, ratio: int, context: str = "hyperprior",
-                 entropy_context: str = "none", ref_M: int | None = None) -> None:
+                 latent_codec: nn.Module | None = None) -> None:
+        """`latent_codec`: one that takes the reference's decoded latent as `context` (an entropy
+        model placement, mmcodec.crossmodal.entropy_context) instead of `context`'s own codec."""
         super().__init__()
-        if entropy_context not in ENTROPY_CONTEXTS:
-            raise ValueError(f"entropy_context must be one of {', '.join(ENTROPY_CONTEXTS)}, not {entropy_context!r}")
-        if entropy_context == "latent" and context != "hyperprior":
-            raise ValueError("entropy_context='latent' extends the plain hyperprior (context='hyperprior')")
         self.ca, self.sa, self.align_ch = ca, sa, align_ch
-        self.entropy_context_kind = entropy_context
+        self.reads_reference_latent = latent_codec is not None
         self.downsampling = 16 // ratio
         A = align_ch
         if ca != "none":
@@ -169,10 +163,7 @@ class ConditionalCodec(ModalityPipeline, nn.Module):
             self.g_a[0] = conv(enc_in, N, 5, 1)
             self.g_s[6] = deconv(N, dec_out, 5, 1)
         self.gains = GainUnits(num_rates, M)
-        if entropy_context == "latent":
-            self.latent_codec = CrossModalHyperprior(M, N, ref_M or M)
-        else:
-            self.latent_codec = build_latent_codec(context, M, N)
+        self.latent_codec = latent_codec if latent_codec is not None else build_latent_codec(context, M, N)
 
         enc_stages, dec_stages = SA_PLACEMENTS[sa]
 
@@ -192,9 +183,9 @@ class ConditionalCodec(ModalityPipeline, nn.Module):
         for the entropy context, its decoded latent (without gain)."""
         f_ref = None if self.ca == "none" else fit_to(self.feature_reference(x_ref_hat), hw)
         latent = None
-        if self.entropy_context_kind == "latent":
+        if self.reads_reference_latent:
             if ref_latent is None:
-                raise ValueError("entropy_context='latent' needs the reference's decoded latent")
+                raise ValueError("this codec's entropy model needs the reference's decoded latent")
             latent = fit_to(ref_latent, (hw[0] // self.downsampling, hw[1] // self.downsampling))
         return ReferenceCondition(ref_features, f_ref, latent=latent)
 

@@ -71,6 +71,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from mmcodec.crossmodal.entropy_context import CrossModalHyperprior
 from mmcodec.crossmodal.transforms import SA_PLACEMENTS, ConditionalCodec, DecoderFeatures, ReferenceCondition
 from mmcodec.latent_codecs import LATENT_CONTEXTS
 from mmcodec.modalities import CHANNELS
@@ -91,6 +92,11 @@ PRESETS: dict[str, dict] = {
     "paper": {"N": 192, "M": 192, "align_ch": 64, "sa_dim": 192, "window": 8, "heads": 3,
               "context": "autoregressive", "reference_context": "autoregressive"},
 }
+
+
+# The current modality's entropy model: the paper's own ("none"), or also conditioned on the
+# reference's decoded latent ("latent", mmcodec.crossmodal.entropy_context).
+ENTROPY_CONTEXTS = ("none", "latent")
 
 
 class Lu2022(PairModel):
@@ -148,6 +154,10 @@ class Lu2022(PairModel):
         for name, value in (("context", context), ("reference_context", reference_context)):
             if value not in LATENT_CONTEXTS:
                 raise ValueError(f"{name} must be one of {', '.join(LATENT_CONTEXTS)}, not {value!r}")
+        if entropy_context not in ENTROPY_CONTEXTS:
+            raise ValueError(f"entropy_context must be one of {', '.join(ENTROPY_CONTEXTS)}, not {entropy_context!r}")
+        if entropy_context == "latent" and context != "hyperprior":
+            raise ValueError("entropy_context='latent' extends the plain hyperprior (context='hyperprior')")
         self.reference = reference
         self.current = next(m for m in self.modalities if m != reference)
         self.channels = {m: CHANNELS[m] for m in self.modalities}
@@ -158,7 +168,8 @@ class Lu2022(PairModel):
                                         context=reference_context)
         cur_codec = ConditionalCodec(self.channels[self.current], self.channels[reference], ref_N, N, M, num_rates,
                                      ca, sa, align_ch, sa_dim, window, heads, ratio, context=context,
-                                     entropy_context=entropy_context, ref_M=ref_M)
+                                     latent_codec=CrossModalHyperprior(M, N, ref_M) if entropy_context == "latent"
+                                     else None)
         self.codecs = nn.ModuleDict({reference: ref_codec, self.current: cur_codec})
 
     # -- the reference first: the current modality reads its reconstruction and decoder features
