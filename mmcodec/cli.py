@@ -56,6 +56,8 @@ def cmd_info_video(args: argparse.Namespace) -> int:
             f"{info['iframe_model']} ({info['iframe_weights']}), quality {info['quality']}\n"
             f"  {info['frames']} frames {info['width']}x{info['height']}, GOP {info['gop']} ({info['frame_types']})\n"
             f"  streams: {per}; mean per frame: {mean}\n"
+            f"  skipped P-frames (previous frame repeated): "
+            + ", ".join(f"{m} {k}" for m, k in info["skipped_p_frames"].items()) + "\n"
             f"  total {info['total_bytes']} B, pair {info['pair_bpp']:.4f} bpp")
     _emit(args, info, text)
     return 0
@@ -165,7 +167,7 @@ def cmd_compress_video(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise BadInputError(f"output must be a file, not a directory: {out}")
     seqs = read_pair_sequences(args.rgb, args.ir, args.frames)   # checks counts and sizes first
-    vc = VideoCodec.load(args.model, args.quality)
+    vc = VideoCodec.load(args.model, args.quality, skip=not args.no_skip)
     blob, _ = vc.encode(seqs, args.gop, progress=not args.json)
     try:
         atomic_write(out, blob)
@@ -400,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--gop", type=int, default=10, help="frames per group of pictures: one I-frame, then P-frames "
                     "(default 10)")
     sp.add_argument("--frames", type=int, help="code only the first N frames")
+    sp.add_argument("--no-skip", action="store_true", help="code every P-frame (by default the encoder repeats the "
+                    "previous frame instead where that has the lower rate-distortion cost)")
     sp.set_defaults(func=cmd_compress_video)
 
     sp = add("info", "describe a .mmc or .mmv file")

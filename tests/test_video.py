@@ -63,10 +63,40 @@ def coded(video_models):
     out = {}
     seqs = moving_sequence()
     for arch in ("separate", "lu2022"):
-        vc = VideoCodec.load(f"test-video/{arch}", quality=2)
+        # Every P-frame coded (no skip): these tests are about the learned P-frame path.
+        vc = VideoCodec.load(f"test-video/{arch}", quality=2, skip=False)
         blob, recon = vc.encode(seqs, GOP)
         out[arch] = (vc, blob, recon)
     return seqs, out
+
+
+@pytest.mark.parametrize("arch", ["separate", "lu2022"])
+def test_skipped_p_frames_repeat_the_previous_frame_and_decode_exactly(video_models, arch):
+    """A static infrared scene beside a moving visible one: repeating the previous decoded
+    infrared frame costs no bits and no extra distortion, so the encoder skips every infrared
+    P-frame; whatever the visible frames chose, decoding repeats the encoder (for lu2022 the
+    visible decoder reads the skipped infrared frames' context), and `--only ir` too."""
+    from mmcodec.bitstream.video_container import SKIPPED_RECORD_BYTES, unpack_p_record
+    from mmcodec.video.codec import VideoCodec
+    seqs = moving_sequence()
+    seqs["ir"] = [seqs["ir"][0].copy() for _ in seqs["ir"]]
+    vc = VideoCodec.load(f"test-video/{arch}", quality=2)
+    blob, recon = vc.encode(seqs, GOP)
+    c = unpack_video(blob)
+    inter = [t for t in range(FRAMES) if not c.is_intra(t)]
+    assert all(unpack_p_record(c.records[t]["ir"], t, "ir")[1] == [] for t in inter)
+    assert all(c.sizes[t]["ir"] == SKIPPED_RECORD_BYTES for t in inter)
+    assert c.info(len(blob))["skipped_p_frames"]["ir"] == len(inter)
+    for t in inter:
+        assert np.array_equal(recon["ir"][t], recon["ir"][t - 1])
+    decoded = vc.decode(blob)
+    for m in ("rgb", "ir"):
+        assert all(np.array_equal(a, b) for a, b in zip(decoded[m], recon[m])), m
+    assert all(np.array_equal(a, b) for a, b in zip(vc.decode(blob, only="ir")["ir"], recon["ir"]))
+    # Without skip the same scene codes every infrared P-frame, at more bytes.
+    noskip, _ = VideoCodec.load(f"test-video/{arch}", quality=2, skip=False).encode(seqs, GOP)
+    assert unpack_video(noskip).info(len(noskip))["skipped_p_frames"]["ir"] == 0
+    assert unpack_video(noskip).info(len(noskip))["stream_bytes"]["ir"] > c.info(len(blob))["stream_bytes"]["ir"]
 
 
 @pytest.mark.parametrize("arch", ["separate", "lu2022"])

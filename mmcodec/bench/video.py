@@ -73,10 +73,11 @@ def classical(codec: str, frames: list[np.ndarray], qp: int, gop: int) -> tuple[
     return len(stream), list(dec), seconds
 
 
-def learned(model: str | None, seqs: dict[str, list[np.ndarray]], q: int, gop: int, decode: bool) -> dict:
+def learned(model: str | None, seqs: dict[str, list[np.ndarray]], q: int, gop: int, decode: bool,
+            skip: bool = True) -> dict:
     from mmcodec.bitstream.video_container import unpack_video
     from mmcodec.video.codec import VideoCodec
-    vc = VideoCodec.load(model, q)
+    vc = VideoCodec.load(model, q, skip=skip)
     timing: dict[str, float] = {}
     blob, recon = vc.encode(seqs, gop, timing=timing)
     if decode:     # check the decoder repeats the encoder, and time it
@@ -84,7 +85,7 @@ def learned(model: str | None, seqs: dict[str, list[np.ndarray]], q: int, gop: i
         assert all(np.array_equal(a, b) for m in out for a, b in zip(out[m], recon[m])), "decoder mismatch"
     info = unpack_video(blob).info(len(blob))
     return {"bytes": {m: info["stream_bytes"][m] for m in ("rgb", "ir")}, "total": len(blob), "recon": recon,
-            **timing}
+            "skipped": info["skipped_p_frames"], **timing}
 
 
 def intra_only(seqs: dict[str, list[np.ndarray]], q: int) -> dict:
@@ -149,7 +150,10 @@ def run_video(data: str, out: Path, frames: int, gop: int, codecs: str = VIDEO_C
                     row["pair_bpp"] = 8.0 * total / pixels
                     row["encode_s_per_pair"] = secs / n
                 else:
-                    res = intra_only(seqs, p) if codec == "intra" else learned(codec, seqs, p, gop, decode=p == 2)
+                    # "<model>@noskip": every P-frame coded (the encoder's skip decision off).
+                    model, _, option = codec.partition("@")
+                    res = intra_only(seqs, p) if codec == "intra" else learned(model, seqs, p, gop, decode=p == 2,
+                                                                               skip=option != "noskip")
                     for m in ("rgb", "ir"):
                         row[f"bpp_{m}"] = 8.0 * res["bytes"][m] / pixels
                         row[f"psnr_{m}"] = float(np.mean([psnr(a, b) for a, b in zip(seqs[m], res["recon"][m])]))
@@ -157,6 +161,8 @@ def run_video(data: str, out: Path, frames: int, gop: int, codecs: str = VIDEO_C
                     row["encode_s_per_pair"] = res["encode_seconds"] / n
                     if "decode_seconds" in res:
                         row["decode_s_per_pair"] = res["decode_seconds"] / n
+                    if "skipped" in res:
+                        row["skipped_p_frames"] = res["skipped"]
                 row["psnr_pair"] = (row["psnr_rgb"] + row["psnr_ir"]) / 2
                 with open(rows_path, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
@@ -179,11 +185,12 @@ def summarise(rows_path: Path, target: Path) -> str:
                          f"{mean('decode_s_per_pair'):.2f} |")
     lines += ["", "BD-rate (%, negative = fewer bits), mean over sequences (pchip):", "",
               "| test | anchor | visible | infrared | pair |", "|---|---|---|---|---|"]
-    pairs = [(t, a) for t, a in [("ir-vi-video/separate", "intra"), ("ir-vi-video/lu2022", "intra"),
-                                 ("ir-vi-video/lu2022", "ir-vi-video/separate"), ("intra", "x265"),
-                                 ("ir-vi-video/separate", "x265"), ("ir-vi-video/lu2022", "x265"),
-                                 ("intra", "vvc"), ("ir-vi-video/separate", "vvc"), ("ir-vi-video/lu2022", "vvc"),
-                                 ("vvc", "x265")] if t in codecs and a in codecs]
+    models = [c for c in codecs if c not in ("x265", "vvc", "intra")]
+    candidates = [(t, a) for t in models for a in ("intra", "x265", "vvc")]
+    candidates += [(t, t.replace("lu2022", "separate")) for t in models if "lu2022" in t]
+    candidates += [(t.partition("@")[0], t) for t in models if "@" in t]
+    candidates += [("intra", "x265"), ("intra", "vvc"), ("vvc", "x265")]
+    pairs = [(t, a) for t, a in candidates if t in codecs and a in codecs]
     for t, a in pairs:
         cells = []
         for rate_key, q_key in (("bpp_rgb", "psnr_rgb"), ("bpp_ir", "psnr_ir"), ("pair_bpp", "psnr_pair")):

@@ -14,7 +14,8 @@ Layout (integers big-endian, `varint` = unsigned LEB128):
 
 Frame i is an I-frame when i % GOP == 0. An I-frame record is a one-modality `.mmc` stream
 (mmcodec.bitstream.container) of the image pair codec; a P-frame record is
-`recon_crc u32 | part count u8 | varint part lengths | parts` (`pack_p_record`).
+`recon_crc u32 | part count u8 | varint part lengths | parts` (`pack_p_record`); part count 0
+marks a skipped P-frame (the previous decoded frame repeated).
 Every record has its own CRC in the index, so a decoder that outputs the infrared video only
 reads, checks and decodes the infrared records, and a damaged file is refused naming the first
 bad frame. Reading needs neither torch nor numpy.
@@ -36,6 +37,7 @@ MAX_GOP = (1 << 16) - 1        # u16
 MAX_DIM = 1 << 16
 MAX_RECORD = 1 << 28            # bytes per record: far above any frame at any quality
 MAX_P_PARTS = 16
+SKIPPED_RECORD_BYTES = 5          # recon CRC u32 + part count 0
 VIDEO_MODALITIES = ("ir", "rgb")  # the coding order (Lu2022 codes infrared first)
 _PREFIX = struct.Struct(">4sHI")
 _GEOMETRY = struct.Struct(">BHIII")   # quality, gop, frame count, height, width
@@ -85,6 +87,8 @@ class VideoContainer:
             "pair_bpp": 8.0 * total_bytes / pixels,
             "mean_bytes": {"I": {m: mean_bytes(intra, m) for m in self.modalities},
                            "P": {m: mean_bytes(inter, m) for m in self.modalities}},
+            # A skipped P-frame's record is its CRC and a zero part count, nothing else.
+            "skipped_p_frames": {m: sum(sizes[i][m] == SKIPPED_RECORD_BYTES for i in inter) for m in self.modalities},
         }
 
 

@@ -7,7 +7,11 @@
 
 I-frames (every `gop`-th frame) are coded by the image pair codec the video model names
 (`ir-vi/separate` at the same quality), stored as one one-modality `.mmc` record per modality.
-P-frames are coded by the FVC codecs (mmcodec.video.fvc). The encoder's references are the
+P-frames are coded by the FVC codecs (mmcodec.video.fvc), or skipped: with `skip` (the
+default) the encoder compares, per frame and modality, the coded P-frame with repeating the
+previous decoded frame and keeps the one of lower RD cost (bits per pixel + lambda * MSE in
+code values squared, the training objective at the quality's lambda); a skipped frame is a
+record without stream parts. The encoder's references are the
 frames the decoder will reconstruct (integer frames, their CRCs in the stream), so decoding
 repeats the encoder's arithmetic exactly; both run single-threaded (docs/bitstream.md,
 Determinism).
@@ -67,9 +71,18 @@ class _History:
         self.prev = frame
 
 
+def rd_cost(frame: np.ndarray, original: np.ndarray, bits: int, lam: float) -> float:
+    """The training objective of one frame: bits per pixel + lambda * MSE (code values squared)."""
+    err = frame.astype(np.float64) - original.astype(np.float64)
+    return bits / (frame.shape[0] * frame.shape[1]) + lam * float(np.mean(err * err))
+
+
 class VideoCodec:
-    def __init__(self, installed: InstalledModel, quality: int | None = None) -> None:
+    def __init__(self, installed: InstalledModel, quality: int | None = None, skip: bool = True) -> None:
+        """`skip`: let the encoder skip a P-frame (repeat the previous decoded frame) where
+        that costs less than coding it (module docstring); False codes every P-frame."""
         self.installed = installed
+        self.skip = skip
         self.model: VideoPairModel = load_video_model(installed)
         iframe = installed.extra.get("iframe_model", "ir-vi/separate")
         self.image = Codec(find_model(iframe), quality)
@@ -79,8 +92,8 @@ class VideoCodec:
                                 f"choose 1..{len(installed.lambdas)}")
 
     @classmethod
-    def load(cls, name: str | None = None, quality: int | None = None) -> "VideoCodec":
-        return cls(find_video_model(name), quality)
+    def load(cls, name: str | None = None, quality: int | None = None, skip: bool = True) -> "VideoCodec":
+        return cls(find_video_model(name), quality, skip)
 
     @property
     def name(self) -> str:
@@ -139,6 +152,7 @@ class VideoCodec:
         if not 1 <= gop <= 65535:
             raise BadInputError(f"--gop must be 1..65535, got {gop}")
         rate = self.quality - 1
+        lam = float(self.installed.lambdas[rate])
         records: list[dict[str, bytes]] = []
         recon: dict[str, list[np.ndarray]] = {m: [] for m in VIDEO_MODALITIES}
         history = {m: _History() for m in VIDEO_MODALITIES}
@@ -155,9 +169,14 @@ class VideoCodec:
                         codec = self.model.codecs[m]
                         strings, out = codec.compress(_tensor(seqs[m][i]), history[m].refs, history[m].prev, rate,
                                                       cross if m == "rgb" else None)
+                        frames[m] = _frame(out["x_hat"], h, w)
+                        if self.skip:
+                            repeated = _frame(history[m].prev, h, w)
+                            coded_bits = 8 * sum(len(p) for p in strings)
+                            if rd_cost(repeated, seqs[m][i], 0, lam) <= rd_cost(frames[m], seqs[m][i], coded_bits, lam):
+                                strings, out, frames[m] = [], codec.skipped(history[m].prev), repeated
                         if m == "ir" and self.model.cross:
                             cross = CrossContext(out["features"], out["stages"])
-                        frames[m] = _frame(out["x_hat"], h, w)
                         rec[m] = pack_p_record(_crc(frames[m]), strings)
                 for m in VIDEO_MODALITIES:
                     recon[m].append(frames[m])

@@ -206,12 +206,24 @@ class FVCModalityCodec(nn.Module):
     @torch.no_grad()
     def decompress(self, strings: list[bytes], refs: list[torch.Tensor], prev: torch.Tensor, rate: int,
                    cross: CrossContext | None = None) -> dict[str, Any]:
+        if not strings:
+            return self.skipped(prev)
         if len(strings) != 4:
-            raise ValueError(f"a P-frame has 4 stream parts, got {len(strings)}")
+            raise ValueError(f"a P-frame has 4 stream parts (or none: skipped), got {len(strings)}")
         hw = tuple(refs[0].shape[-2:])
         motion_hat = self.motion.dec(self.motion.decompress(strings[:2], hw, rate))
         f_pred = self.compensate(motion_hat, refs[0], cross)
         return self._finish(f_pred, self.residual.decompress(strings[2:], hw, rate), refs, prev, cross)
+
+    @torch.no_grad()
+    def skipped(self, prev: torch.Tensor) -> dict[str, Any]:
+        """A skipped P-frame (no stream parts): the previous decoded frame repeated. Its
+        features and residual-decoder stages (those of a zero residual latent) are what an
+        infrared frame gives the visible codec of Lu2022, computed alike by both sides."""
+        f = self.features(prev)
+        M = self.residual.gains.gain.shape[1]
+        _, stages = self.residual.decode_stages(f.new_zeros(f.shape[0], M, f.shape[-2] // 8, f.shape[-1] // 8))
+        return {"x_hat": prev, "features": f, "stages": stages}
 
     def _finish(self, f_pred: torch.Tensor, r_latent: torch.Tensor, refs: list[torch.Tensor], prev: torch.Tensor,
                 cross: CrossContext | None) -> dict[str, Any]:
