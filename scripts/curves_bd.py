@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_arms import bd_of_means  # noqa: E402  (the same mean-curve BD-rate as the comparison)
 
@@ -22,7 +24,9 @@ def main() -> None:
     p.add_argument("anchor_key", help="model key in the anchor file's curves ('control' for its control)")
     p.add_argument("test_json")
     p.add_argument("test_key")
+    p.add_argument("--boot", type=int, default=0, help="bootstrap resamples over pairs for a 95 %% interval")
     args = p.parse_args()
+    rng = np.random.default_rng(0)
     anchor, test = json.load(open(args.anchor_json)), json.load(open(args.test_json))
     for split, entry in anchor["splits"].items():
         if split not in test["splits"]:
@@ -33,6 +37,12 @@ def main() -> None:
         for curve in next(iter(a.values())):
             r = bd_of_means(t, a, stems, curve)
             out[curve] = None if r is None else round(r, 2)
+            if args.boot and r is not None:
+                boots = [b for b in (bd_of_means(t, a, list(rng.choice(stems, len(stems))), curve)
+                                     for _ in range(args.boot)) if b is not None]
+                if boots:
+                    lo, hi = np.percentile(boots, [2.5, 97.5])
+                    out[curve] = f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
         print(f"{split:14s} {len(stems):3d} pairs  {out}")
 
 
