@@ -9,6 +9,18 @@ from compressai.models.base import get_scale_table
 
 from mmcodec.layers import hyper_analysis, hyper_synthesis_mean_scale
 
+def entropy_parameters_network(M: int) -> nn.Sequential:
+    """[hyperprior scales and means, a 2M-channel context] -> a correction of the scales and
+    means. 1x1 convolutions only (Minnen et al. 2018 widths): the serial coder evaluates it at
+    one position at a time. The last layer starts at zero, so the correction starts at zero."""
+    net = nn.Sequential(nn.Conv2d(4 * M, 10 * M // 3, 1), nn.LeakyReLU(),
+                        nn.Conv2d(10 * M // 3, 8 * M // 3, 1), nn.LeakyReLU(),
+                        nn.Conv2d(8 * M // 3, 2 * M, 1))
+    nn.init.zeros_(net[-1].weight)
+    nn.init.zeros_(net[-1].bias)
+    return net
+
+
 class ContextHyperprior(nn.Module):
     """What the spatial-context codecs share: the mean-scale hyperprior of
     `MeanScaleHyperprior` (same attribute names, so its weights warm-start these codecs key
@@ -27,14 +39,7 @@ class ContextHyperprior(nn.Module):
         self.h_s = hyper_synthesis_mean_scale(N, M)
         self.entropy_bottleneck = EntropyBottleneck(N)
         self.gaussian_conditional = GaussianConditional(None)
-        # 1x1 convolutions only (Minnen et al. 2018 widths): the serial coder evaluates this
-        # network at one position at a time.
-        self.entropy_parameters = nn.Sequential(
-            nn.Conv2d(4 * M, 10 * M // 3, 1), nn.LeakyReLU(),
-            nn.Conv2d(10 * M // 3, 8 * M // 3, 1), nn.LeakyReLU(),
-            nn.Conv2d(8 * M // 3, 2 * M, 1))
-        nn.init.zeros_(self.entropy_parameters[-1].weight)
-        nn.init.zeros_(self.entropy_parameters[-1].bias)
+        self.entropy_parameters = entropy_parameters_network(M)
 
     def update(self, force: bool = False) -> bool:
         """Build the CDF tables (a PairModel's `update()` does this for every codec it holds)."""
